@@ -1,0 +1,55 @@
+/*
+ * The command line: `irsafs [OPTIONS] BUCKET MOUNTPOINT`, with Mountpoint for S3's option
+ * names, the same options as `-o name[=value]` for fstab, and the AWS environment variables.
+ * Pure parsing: no I/O besides reading the environment in fs_options_apply_env.
+ */
+#ifndef IRSAFS_FS_OPTIONS_H
+#define IRSAFS_FS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "s3/log.h"
+
+struct fs_options {
+	char *bucket;
+	char *mountpoint;
+	char *prefix;       /* "" or ending in '/' */
+	char *region;       /* NULL until fs_options_apply_env */
+	char *endpoint_url; /* NULL: AWS's endpoint */
+	char *ca_bundle;    /* from AWS_CA_BUNDLE */
+	bool force_path_style;
+	bool no_sign_request;
+	bool uid_set, gid_set;
+	uid_t uid;
+	gid_t gid;
+	mode_t file_mode;
+	mode_t dir_mode;
+	bool allow_other;
+	bool foreground;
+	enum log_level log_level;
+	int64_t metadata_ttl_ms; /* negative: indefinite */
+	char *fuse_options; /* comma-separated options passed to libfuse, or NULL */
+	bool help;
+	bool version;
+};
+
+/* Parses argv into *opts (which the caller owns; fs_options_fini releases it, also after a
+ * failure). Returns true, or false with a one-line reason in err. --help and --version set
+ * their flags and skip the positional check. */
+bool fs_options_parse(int argc, char **argv, struct fs_options *opts, char *err, size_t errlen);
+
+/* Fills what the command line left open from the environment, as the AWS SDKs do: region from
+ * AWS_REGION then AWS_DEFAULT_REGION (else us-east-1), endpoint from AWS_ENDPOINT_URL_S3 then
+ * AWS_ENDPOINT_URL, the CA bundle from AWS_CA_BUNDLE. Returns false when out of memory. */
+bool fs_options_apply_env(struct fs_options *opts);
+
+void fs_options_fini(struct fs_options *opts);
+
+/* Prints the usage text. */
+void fs_options_usage(FILE *out);
+
+#endif

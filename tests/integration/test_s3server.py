@@ -1,0 +1,831 @@
+"""Self-test of tests/s3server.py, driven by botocore (a reference SDK) and raw http.client.
+
+Run: cd /work/main && /usr/bin/python3 -m pytest -q tests/integration/test_s3server.py
+"""
+
+import hashlib
+import hmac
+import http.client
+import json
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import botocore.auth
+import botocore.awsrequest
+import botocore.config
+import botocore.credentials
+import botocore.session
+import pytest
+from botocore.exceptions import ClientError
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import s3server  # noqa: E402  pylint: disable=wrong-import-position
+
+AKID, SECRET = 'AKIDTEST', 'secrettest'
+SESSION_AKID, SESSION_SECRET, SESSION_TOKEN = 'AKIDSESSION', 'secretsession', 'TOKEN/with+chars='
+REGION = 'us-east-1'
+PAGE_SIZE = 7
+EMPTY_SHA256 = hashlib.sha256(b'').hexdigest()
+NS = {'s3': s3server.S3_XMLNS}
+
+# Keys that stress URL encoding, XML escaping, ordering and path handling. Each object's
+# content is its key in UTF-8.
+SPECIAL_KEYS = [
+    'with space', ' leading space', 'trailing space ', 'plus+sign', 'a+b c', 'percent%',
+    'percent%41', 'question?mark', 'hash#tag', 'amp&ersand', 'equals=sign', 'tilde~',
+    'quote"s', "apostrophe's", '[brackets]', '{braces}', 'star*', 'dollar$', 'back\\slash',
+    'co:lon', 'semi;colon', 'comma,', 'at@', 'caret^', 'pipe|', '<xml>&amp;', 'caf\u00e9',
+    'uni/\ufb00', 'uni/\U0001f600', 'emoji \U0001f680/file', 'a//b', '../x', './y', 'x/./y',
+    'x/../y', '/leading-slash', 'dir/', 'dir/file', 'dir/sub/deep', 'tab\there', 'new\nline',
+    'ctl\x01char',
+]
+GENERATED_KEYS = ([f'gen/{i % 12:02d}/obj-{i:03d}' for i in range(120)]
+                  + [f'flat-{i:03d}' for i in range(150)])
+LIST_KEYS = SPECIAL_KEYS + GENERATED_KEYS
+OBJECT = s3server.make_data(1000, 'object')
+OBJECT_KEY = 'obj/data.bin'
+
+
+# Fixtures and helpers
+
+
+@pytest.fixture(scope='session', autouse=True)
+def isolated_aws_env():
+    """Keep botocore away from the host's AWS configuration."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith('AWS_'):
+                patch.delenv(name)
+        patch.setenv('AWS_CONFIG_FILE', '/dev/null')
+        patch.setenv('AWS_SHARED_CREDENTIALS_FILE', '/dev/null')
+        patch.setenv('AWS_EC2_METADATA_DISABLED', 'true')
+        yield
+
+
+@pytest.fixture(scope='module', name='main_server')
+def fixture_main_server():
+    """The main server, as (proc, port): two buckets, a session credential, pages of 7, test
+    data loaded. It must never print a traceback."""
+    proc, port = s3server.start_server([
+        '--page-size', str(PAGE_SIZE), '--bucket', 'test-bucket', '--bucket', 'list-bucket',
+        '--credentials', f'{AKID}:{SECRET}',
+        '--credentials', f'{SESSION_AKID}:{SESSION_SECRET}:{SESSION_TOKEN}'])
+    try:
+        control = s3server.Control(port)
+        control.bulk('list-bucket', [{'key': key, 'data': key.encode()} for key in LIST_KEYS])
+        control.bulk('test-bucket', [{'key': OBJECT_KEY, 'size': 1000, 'seed': 'object'},
+                                     {'key': 'empty', 'data': b''},
+                                     {'key': '/lead', 'data': b'leading slash'}])
+        yield proc, port
+    finally:
+        s3server.stop_server(proc)
+    assert 'Traceback' not in s3server.server_stderr(proc)
+
+
+@pytest.fixture(name='port')
+def fixture_port(main_server):
+    return main_server[1]
+
+
+@pytest.fixture(name='control')
+def fixture_control(port):
+    return s3server.Control(port)
+
+
+def make_client(port, akid=AKID, secret=SECRET, token=None, region=REGION):
+    return botocore.session.get_session().create_client(
+        's3', endpoint_url=f'http://127.0.0.1:{port}', region_name=region,
+        aws_access_key_id=akid, aws_secret_access_key=secret, aws_session_token=token,
+        config=botocore.config.Config(s3={'addressing_style': 'path'}, signature_version='s3v4',
+                                      retries={'total_max_attempts': 1},
+                                      connect_timeout=5, read_timeout=10))
+
+
+@pytest.fixture(name='s3')
+def fixture_s3(port):
+    return make_client(port)
+
+
+def error_of(call, *args, **kwargs):
+    """Call a botocore operation expected to fail; return (HTTP status, Error dict, headers)."""
+    with pytest.raises(ClientError) as info:
+        call(*args, **kwargs)
+    response = info.value.response
+    return (response['ResponseMetadata']['HTTPStatusCode'], response['Error'],
+            response['ResponseMetadata']['HTTPHeaders'])
+
+
+def utf8_order(names):
+    return sorted(names, key=lambda name: name.encode())
+
+
+def expected_listing(keys, prefix='', delimiter='', start_after=''):
+    """What ListObjectsV2 must return, computed the obvious way."""
+    contents, prefixes = [], set()
+    for key in keys:
+        if not key.startswith(prefix) or key.encode() <= start_after.encode():
+            continue
+        rest = key[len(prefix):]
+        if delimiter and delimiter in rest:
+            prefixes.add(prefix + rest[:rest.index(delimiter) + len(delimiter)])
+        else:
+            contents.append(key)
+    return utf8_order(contents), utf8_order(prefixes)
+
+
+def list_all(s3, **kwargs):
+    """List through the paginator; return (keys, common prefixes, pages)."""
+    pages = list(s3.get_paginator('list_objects_v2').paginate(Bucket='list-bucket', **kwargs))
+    keys = [item['Key'] for page in pages for item in page.get('Contents', [])]
+    prefixes = [item['Prefix'] for page in pages for item in page.get('CommonPrefixes', [])]
+    return keys, prefixes, pages
+
+
+def raw_request(port, method, target, headers, body=b''):
+    """Send exactly these headers (Host included) to 127.0.0.1; return (status, headers, body)."""
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+    try:
+        connection.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
+        for name, value in headers.items():
+            connection.putheader(name, value)
+        if body:
+            connection.putheader('Content-Length', str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.headers, response.read()
+    finally:
+        connection.close()
+
+
+def sigv4_headers(method, canonical_uri, canonical_query, host, akid=AKID, secret=SECRET,
+                  region=REGION, token=None, amz_date=None, payload_hash=EMPTY_SHA256,
+                  extra=None):
+    """A from-scratch SigV4 signer that signs exactly the canonical URI and query given.
+
+    Signs host, x-amz-date, x-amz-content-sha256 (unless payload_hash is None), the token
+    and `extra`; returns the headers to send, Authorization included.
+    """
+    amz_date = amz_date or time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())
+    headers = {'host': host, 'x-amz-date': amz_date, **(extra or {})}
+    if payload_hash is not None:
+        headers['x-amz-content-sha256'] = payload_hash
+    if token is not None:
+        headers['x-amz-security-token'] = token
+    names = sorted(headers)
+    signed = ';'.join(names)
+    canonical_request = '\n'.join(
+        [method, canonical_uri, canonical_query,
+         ''.join(f'{name}:{headers[name].strip()}\n' for name in names), signed,
+         payload_hash or EMPTY_SHA256])
+    scope = f'{amz_date[:8]}/{region}/s3/aws4_request'
+    string_to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope,
+                                hashlib.sha256(canonical_request.encode()).hexdigest()])
+    key = f'AWS4{secret}'.encode()
+    for part in (amz_date[:8], region, 's3', 'aws4_request'):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key, string_to_sign.encode(), hashlib.sha256).hexdigest()
+    headers['authorization'] = (f'AWS4-HMAC-SHA256 Credential={akid}/{scope}, '
+                                f'SignedHeaders={signed}, Signature={signature}')
+    return headers
+
+
+def manual_request(port, method, path, query='', signed_path=None, signed_query=None,
+                   host=None, **signer_args):
+    """Send `path`?`query` as given, signed by sigv4_headers over `signed_path` and
+    `signed_query` (by default the path and the sorted query, assumed canonical)."""
+    host = host or f'127.0.0.1:{port}'
+    if signed_query is None:
+        signed_query = '&'.join(sorted(query.split('&'))) if query else ''
+    headers = sigv4_headers(method, signed_path or path, signed_query, host, **signer_args)
+    return raw_request(port, method, path + (f'?{query}' if query else ''), headers)
+
+
+def botocore_request(port, method, host, path, query='', region=REGION):
+    """Send `path`?`query` (canonically encoded) with this Host header, signed by botocore."""
+    target = path + (f'?{query}' if query else '')
+    request = botocore.awsrequest.AWSRequest(method=method, url=f'http://{host}{target}',
+                                             headers={'Host': host})
+    botocore.auth.S3SigV4Auth(botocore.credentials.Credentials(AKID, SECRET), 's3',
+                              region).add_auth(request)
+    return raw_request(port, method, target, dict(request.headers.items()))
+
+
+def error_code(body):
+    root = ET.fromstring(body)
+    return root.findtext('Code'), root
+
+
+# Listing
+
+
+@pytest.mark.parametrize('prefix, delimiter', [
+    ('', ''), ('', '/'), ('gen/', '/'), ('gen/03/', '/'), ('dir/', '/'), ('uni/', ''),
+    ('', '//'), ('', 'ace'), ('percent', '%'), ('x/', '/'), ('no-such-prefix', '/'),
+])
+def test_paginated_listing(s3, prefix, delimiter):
+    kwargs = {'Prefix': prefix} if prefix else {}
+    if delimiter:
+        kwargs['Delimiter'] = delimiter
+    keys, prefixes, pages = list_all(s3, **kwargs)
+    expected_keys, expected_prefixes = expected_listing(LIST_KEYS, prefix, delimiter)
+    assert keys == expected_keys
+    assert prefixes == expected_prefixes
+    entries = len(expected_keys) + len(expected_prefixes)
+    assert len(pages) == max(1, math.ceil(entries / PAGE_SIZE))
+    for page in pages[:-1]:
+        assert page['KeyCount'] == PAGE_SIZE and page['IsTruncated']
+    assert not pages[-1]['IsTruncated'] and 'NextContinuationToken' not in pages[-1]
+    assert pages[0]['Prefix'] == prefix
+    assert pages[0].get('Delimiter', '') == delimiter
+
+
+def test_listing_is_in_utf8_byte_order(s3):
+    keys, _, _ = list_all(s3, Prefix='uni/')
+    # U+FB00 sorts before U+1F600 in UTF-8 (and code point) order, after it in UTF-16.
+    assert keys == ['uni/\ufb00', 'uni/\U0001f600']
+
+
+def test_listing_entries(s3):
+    page = s3.list_objects_v2(Bucket='list-bucket', Prefix='dir/', MaxKeys=1000)
+    item = page['Contents'][0]
+    assert item['Key'] == 'dir/'
+    assert item['Size'] == len(b'dir/')
+    assert item['ETag'] == '"%s"' % hashlib.md5(b'dir/').hexdigest()
+    assert item['StorageClass'] == 'STANDARD'
+    assert abs(item['LastModified'].timestamp() - time.time()) < 600
+    assert page['MaxKeys'] == 1000 and page['KeyCount'] == 3
+
+
+@pytest.mark.parametrize('start_after, delimiter', [
+    ('flat-100', ''), ('gen/05/', '/'), ('gen/05/obj-041', '/'), ('a', '/'), ('\U0001f600', ''),
+])
+def test_start_after(s3, start_after, delimiter):
+    kwargs = {'Delimiter': delimiter} if delimiter else {}
+    keys, prefixes, pages = list_all(s3, StartAfter=start_after, **kwargs)
+    assert (keys, prefixes) == expected_listing(LIST_KEYS, '', delimiter, start_after)
+    assert pages[0]['StartAfter'] == start_after
+
+
+def test_max_keys(s3):
+    page = s3.list_objects_v2(Bucket='list-bucket', MaxKeys=0)
+    assert page['KeyCount'] == 0 and not page['IsTruncated'] and 'Contents' not in page
+    page = s3.list_objects_v2(Bucket='list-bucket', MaxKeys=3, Delimiter='/')
+    assert page['KeyCount'] == 3 and page['IsTruncated'] and page['MaxKeys'] == 3
+    expected_keys, expected_prefixes = expected_listing(LIST_KEYS, '', '/')
+    first_three = utf8_order(expected_keys + expected_prefixes)[:3]
+    assert utf8_order([item['Key'] for item in page.get('Contents', [])]
+                      + [item['Prefix'] for item in page.get('CommonPrefixes', [])]) \
+        == first_three
+    status, error, _ = error_of(s3.list_objects_v2, Bucket='list-bucket', MaxKeys=-1)
+    assert (status, error['Code']) == (400, 'InvalidArgument')
+
+
+def test_continuation_token_resumes_after_common_prefix(s3):
+    first = s3.list_objects_v2(Bucket='list-bucket', Prefix='gen/', Delimiter='/', MaxKeys=1)
+    assert [item['Prefix'] for item in first['CommonPrefixes']] == ['gen/00/']
+    second = s3.list_objects_v2(Bucket='list-bucket', Prefix='gen/', Delimiter='/', MaxKeys=1,
+                                ContinuationToken=first['NextContinuationToken'])
+    assert [item['Prefix'] for item in second['CommonPrefixes']] == ['gen/01/']
+    assert second['ContinuationToken'] == first['NextContinuationToken']
+
+
+def test_listing_errors(s3):
+    status, error, _ = error_of(s3.list_objects_v2, Bucket='list-bucket',
+                                ContinuationToken='garbage!!')
+    assert (status, error['Code']) == (400, 'InvalidArgument')
+    status, error, _ = error_of(s3.list_objects_v2, Bucket='list-bucket', EncodingType='bogus')
+    assert (status, error['Code']) == (400, 'InvalidArgument')
+    status, error, _ = error_of(s3.list_objects_v2, Bucket='no-such-bucket')
+    assert (status, error['Code'], error['BucketName']) == (404, 'NoSuchBucket',
+                                                            'no-such-bucket')
+    status, error, _ = error_of(s3.list_objects, Bucket='list-bucket')
+    assert (status, error['Code']) == (501, 'NotImplemented')
+
+
+def test_raw_listing_escapes_xml(port):
+    status, headers, body = manual_request(port, 'GET', '/list-bucket',
+                                           'list-type=2&prefix=%3Cxml%3E')
+    assert status == 200 and headers['Content-Type'] == 'application/xml'
+    assert body.startswith(b'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns=')
+    root = ET.fromstring(body)
+    assert root.findtext('s3:Prefix', namespaces=NS) == '<xml>'
+    assert [key.text for key in root.iterfind('s3:Contents/s3:Key', NS)] == ['<xml>&amp;']
+    assert root.find('s3:EncodingType', NS) is None
+    assert b'&quot;' in body
+
+
+def test_raw_listing_url_encoding(port):
+    status, _, body = manual_request(
+        port, 'GET', '/list-bucket',
+        'list-type=2&prefix=a%2Bb%20&delimiter=%20&start-after=a&encoding-type=url')
+    assert status == 200
+    root = ET.fromstring(body)
+    # S3 encodes a space as '+' and a plus as %2B (quote_plus with '/' safe).
+    assert root.findtext('s3:Prefix', namespaces=NS) == 'a%2Bb+'
+    assert root.findtext('s3:Delimiter', namespaces=NS) == '+'
+    assert root.findtext('s3:StartAfter', namespaces=NS) == 'a'
+    assert root.findtext('s3:EncodingType', namespaces=NS) == 'url'
+    assert [key.text for key in root.iterfind('s3:Contents/s3:Key', NS)] == ['a%2Bb+c']
+
+
+def test_keys_that_are_not_utf8(port, control):
+    key = b'bin/\xff\x00end'
+    control.put('test-bucket', key, b'binary key')
+    status, _, body = manual_request(port, 'GET', '/test-bucket',
+                                     'list-type=2&prefix=bin%2F&encoding-type=url')
+    assert status == 200
+    root = ET.fromstring(body)
+    assert [item.text for item in root.iterfind('s3:Contents/s3:Key', NS)] == ['bin/%FF%00end']
+    assert manual_request(port, 'GET', '/test-bucket/bin/%FF%00end')[2] == b'binary key'
+    status, _, body = manual_request(port, 'GET', '/test-bucket', 'list-type=2&prefix=%FF')
+    assert (status, error_code(body)[0]) == (400, 'InvalidArgument')
+
+
+# Objects
+
+
+def test_special_keys_round_trip(s3, control):
+    control.reset()
+    for key in SPECIAL_KEYS:
+        response = s3.get_object(Bucket='list-bucket', Key=key)
+        assert response['Body'].read() == key.encode(), key
+    # botocore sent the dot segments and doubled slashes untouched.
+    paths = {entry['path'] for entry in control.stats()['log']}
+    assert {'/list-bucket/a//b', '/list-bucket/../x', '/list-bucket/x/./y'} <= paths
+
+
+def test_get_object(s3):
+    response = s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY)
+    assert response['Body'].read() == OBJECT
+    assert response['ContentLength'] == len(OBJECT)
+    assert response['ETag'] == '"%s"' % hashlib.md5(OBJECT).hexdigest()
+    assert response['ContentType'] == 'application/octet-stream'
+    assert response['AcceptRanges'] == 'bytes'
+    headers = response['ResponseMetadata']['HTTPHeaders']
+    assert headers['server'] == 'irsafs-test-s3' and headers['x-amz-request-id']
+    assert 'x-amz-storage-class' not in headers
+
+
+@pytest.mark.parametrize('header, first, last', [
+    ('bytes=0-0', 0, 0), ('bytes=10-19', 10, 19), ('bytes=-5', 995, 999),
+    ('bytes=990-', 990, 999), ('bytes=900-5000', 900, 999), ('bytes=-5000', 0, 999),
+    ('bytes=999-999', 999, 999),
+])
+def test_get_range(s3, header, first, last):
+    response = s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY, Range=header)
+    assert response['ResponseMetadata']['HTTPStatusCode'] == 206
+    assert response['ContentRange'] == f'bytes {first}-{last}/1000'
+    assert response['ContentLength'] == last - first + 1
+    assert response['Body'].read() == OBJECT[first:last + 1]
+
+
+@pytest.mark.parametrize('key, header, size', [
+    (OBJECT_KEY, 'bytes=1000-', 1000), (OBJECT_KEY, 'bytes=5000-6000', 1000),
+    (OBJECT_KEY, 'bytes=-0', 1000), ('empty', 'bytes=0-0', 0), ('empty', 'bytes=-1', 0),
+    ('empty', 'bytes=0-', 0),
+])
+def test_unsatisfiable_range(s3, key, header, size):
+    status, error, headers = error_of(s3.get_object, Bucket='test-bucket', Key=key,
+                                      Range=header)
+    assert (status, error['Code']) == (416, 'InvalidRange')
+    assert headers['content-range'] == f'bytes */{size}'
+
+
+@pytest.mark.parametrize('header', ['bytes=abc', 'bytes=0-1,3-4', 'bytes=5-2', 'items=0-1'])
+def test_ignored_range(s3, header):
+    response = s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY, Range=header)
+    assert response['ResponseMetadata']['HTTPStatusCode'] == 200
+    assert response['Body'].read() == OBJECT
+
+
+def test_conditional_get(s3):
+    etag = s3.head_object(Bucket='test-bucket', Key=OBJECT_KEY)['ETag']
+    status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key=OBJECT_KEY,
+                                IfMatch='"0123456789abcdef0123456789abcdef"')
+    assert (status, error['Code']) == (412, 'PreconditionFailed')
+    for if_match in (etag, '*', etag.strip('"')):
+        assert s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY,
+                             IfMatch=if_match)['Body'].read() == OBJECT
+    status, _, headers = error_of(s3.get_object, Bucket='test-bucket', Key=OBJECT_KEY,
+                                  IfNoneMatch=etag)
+    assert status == 304 and headers['etag'] == etag
+    response = s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY, IfMatch=etag,
+                             Range='bytes=1-2')
+    assert response['Body'].read() == OBJECT[1:3]
+
+
+def test_head_object(s3, port):
+    response = s3.head_object(Bucket='test-bucket', Key=OBJECT_KEY)
+    assert response['ContentLength'] == 1000
+    assert response['ETag'] == '"%s"' % hashlib.md5(OBJECT).hexdigest()
+    status, error, _ = error_of(s3.head_object, Bucket='test-bucket', Key='missing')
+    assert (status, error['Code']) == (404, '404')
+    status, headers, body = manual_request(port, 'HEAD', '/test-bucket/missing')
+    assert (status, headers['Content-Length'], body) == (404, '0', b'')
+    status, headers, body = manual_request(port, 'HEAD', '/test-bucket/obj/data.bin')
+    assert (status, headers['Content-Length'], body) == (200, '1000', b'')
+
+
+def test_missing_key_and_bucket(s3):
+    status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key='no/such key')
+    assert (status, error['Code'], error['Key']) == (404, 'NoSuchKey', 'no/such key')
+    status, error, _ = error_of(s3.get_object, Bucket='no-such-bucket', Key='x')
+    assert (status, error['Code']) == (404, 'NoSuchBucket')
+    assert s3.head_bucket(Bucket='test-bucket')['ResponseMetadata']['HTTPHeaders'][
+        'x-amz-bucket-region'] == REGION
+    status, _, _ = error_of(s3.head_bucket, Bucket='no-such-bucket')
+    assert status == 404
+
+
+def test_archived_object(s3, control):
+    control.put('test-bucket', 'archive/cold', b'frozen', storage_class='GLACIER')
+    status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key='archive/cold')
+    assert (status, error['Code'], error['StorageClass']) == (403, 'InvalidObjectState',
+                                                              'GLACIER')
+    assert error['Message'] == "The operation is not valid for the object's storage class"
+    assert s3.head_object(Bucket='test-bucket', Key='archive/cold')['StorageClass'] == 'GLACIER'
+    page = s3.list_objects_v2(Bucket='test-bucket', Prefix='archive/')
+    assert page['Contents'][0]['StorageClass'] == 'GLACIER'
+
+
+def test_last_modified(s3, control):
+    control.put('test-bucket', 'dated', b'x', mtime=1700000000)
+    assert s3.head_object(Bucket='test-bucket', Key='dated')['LastModified'].timestamp() \
+        == 1700000000
+    page = s3.list_objects_v2(Bucket='test-bucket', Prefix='dated')
+    assert page['Contents'][0]['LastModified'].timestamp() == 1700000000
+
+
+def test_unsupported_operations(s3):
+    status, error, _ = error_of(s3.put_object, Bucket='test-bucket', Key='new', Body=b'x')
+    assert (status, error['Code']) == (405, 'MethodNotAllowed')
+    status, error, _ = error_of(s3.delete_object, Bucket='test-bucket', Key=OBJECT_KEY)
+    assert (status, error['Code']) == (405, 'MethodNotAllowed')
+    status, error, _ = error_of(s3.list_buckets)
+    assert (status, error['Code']) == (501, 'NotImplemented')
+
+
+# Virtual-hosted addressing (raw requests: <bucket>.localhost need not resolve here)
+
+
+@pytest.mark.parametrize('host', ['test-bucket.localhost', 'test-bucket.s3.localhost',
+                                  'test-bucket.s3.us-east-1.localhost'])
+def test_virtual_hosted(port, host):
+    host = f'{host}:{port}'
+    status, _, body = botocore_request(port, 'GET', host, '/obj/data.bin')
+    assert (status, body) == (200, OBJECT)
+    status, headers, body = raw_request(
+        port, 'GET', '/obj/data.bin',
+        sigv4_headers('GET', '/obj/data.bin', '', host, extra={'range': 'bytes=-3'}))
+    assert (status, headers['Content-Range'], body) == (206, 'bytes 997-999/1000', OBJECT[-3:])
+    status, headers, _ = botocore_request(port, 'HEAD', host, '/obj/data.bin')
+    assert (status, headers['Content-Length']) == (200, '1000')
+    status, _, body = botocore_request(port, 'GET', host, '/', 'list-type=2&prefix=obj%2F')
+    assert status == 200
+    assert [key.text for key in ET.fromstring(body).iterfind('s3:Contents/s3:Key', NS)] \
+        == [OBJECT_KEY]
+    # The whole path is the key: '//lead' is the key '/lead' (no slash collapsing).
+    assert botocore_request(port, 'GET', host, '//lead')[2] == b'leading slash'
+    status, _, body = botocore_request(port, 'GET', host, '/missing')
+    assert (status, error_code(body)[0]) == (404, 'NoSuchKey')
+
+
+def test_virtual_hosted_missing_bucket(port):
+    status, _, body = botocore_request(port, 'GET', f'nope.localhost:{port}', '/key')
+    code, root = error_code(body)
+    assert (status, code, root.findtext('BucketName')) == (404, 'NoSuchBucket', 'nope')
+
+
+# Authentication
+
+
+def test_wrong_secret(port):
+    s3 = make_client(port, secret='not-the-secret')
+    status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key=OBJECT_KEY)
+    assert (status, error['Code']) == (403, 'SignatureDoesNotMatch')
+    assert error['CanonicalRequest'].startswith('GET\n/test-bucket/obj/data.bin\n\n')
+    assert error['StringToSign'].startswith('AWS4-HMAC-SHA256\n')
+    assert error['AWSAccessKeyId'] == AKID
+
+
+def test_unknown_key(port):
+    status, error, _ = error_of(make_client(port, akid='AKIDUNKNOWN').get_object,
+                                Bucket='test-bucket', Key=OBJECT_KEY)
+    assert (status, error['Code']) == (403, 'InvalidAccessKeyId')
+
+
+def test_wrong_region(port):
+    status, headers, body = botocore_request(port, 'GET', f'127.0.0.1:{port}',
+                                             '/test-bucket/obj/data.bin', region='eu-west-1')
+    code, root = error_code(body)
+    assert (status, code, root.findtext('Region')) == (400, 'AuthorizationHeaderMalformed',
+                                                       REGION)
+    assert root.findtext('Message') == ("The authorization header is malformed; the region "
+                                        "'eu-west-1' is wrong; expecting 'us-east-1'")
+    assert headers['x-amz-bucket-region'] == REGION
+
+
+def test_wrong_region_is_redirected_by_botocore(port, control):
+    # botocore's region redirector understands the error and retries in us-east-1.
+    control.reset()
+    s3 = make_client(port, region='eu-west-1')
+    assert s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY)['Body'].read() == OBJECT
+    assert [entry['status'] for entry in control.stats()['log']] == [400, 200]
+
+
+def test_session_token(port):
+    s3 = make_client(port, SESSION_AKID, SESSION_SECRET, SESSION_TOKEN)
+    assert s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY)['Body'].read() == OBJECT
+    for token in (None, 'wrong-token'):
+        s3 = make_client(port, SESSION_AKID, SESSION_SECRET, token)
+        status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key=OBJECT_KEY)
+        assert (status, error['Code']) == (403, 'InvalidToken')
+        assert error['Message'] == 'The provided token is malformed or otherwise invalid.'
+    # A token sent with a credential that has none is refused too.
+    status, _, body = manual_request(port, 'GET', '/test-bucket/obj/data.bin', token='x')
+    assert (status, error_code(body)[0]) == (403, 'InvalidToken')
+
+
+def test_manual_signer_agrees(port):
+    status, _, body = manual_request(port, 'GET', '/test-bucket/obj/data.bin')
+    assert (status, body) == (200, OBJECT)
+    status, _, body = manual_request(port, 'GET', '/test-bucket/obj/data.bin',
+                                     payload_hash='UNSIGNED-PAYLOAD')
+    assert (status, body) == (200, OBJECT)
+    status, _, body = manual_request(port, 'GET', '/test-bucket/obj/data.bin',
+                                     token=SESSION_TOKEN, akid=SESSION_AKID,
+                                     secret=SESSION_SECRET)
+    assert (status, body) == (200, OBJECT)
+    # Signed headers a generic SigV4 signer would drop are honoured.
+    status, _, body = manual_request(port, 'GET', '/test-bucket/obj/data.bin',
+                                     extra={'user-agent': 'irsafs/1.0', 'range': 'bytes=0-1'})
+    assert (status, body) == (206, OBJECT[:2])
+
+
+@pytest.mark.parametrize('path, signed_path, expected', [
+    # The server re-encodes canonically, whatever the client sent on the wire.
+    ('/list-bucket/caf%c3%a9', '/list-bucket/caf%C3%A9', 200),
+    ('/list-bucket/caf%c3%a9', '/list-bucket/caf%c3%a9', 403),
+    ('/list-bucket/caf%C3%A9', '/list-bucket/caf\u00e9', 403),
+    ('/list-bucket/with%20space', '/list-bucket/with space', 403),
+    ('/list-bucket/with%20space', '/list-bucket/with+space', 403),
+    ('/list-bucket/tilde%7E', '/list-bucket/tilde~', 200),
+    ('/list-bucket/tilde~', '/list-bucket/tilde%7E', 403),
+    ('/list-bucket/star*', '/list-bucket/star%2A', 200),
+    ('/list-bucket/star*', '/list-bucket/star*', 403),
+    ('/list-bucket/a%2F%2Fb', '/list-bucket/a//b', 200),
+    ('/list-bucket/a//b', '/list-bucket/a/b', 403),
+    ('/list-bucket/../x', '/x', 403),
+    ('/list-bucket/../x', '/list-bucket/..%2Fx', 403),
+    ('/list-bucket/plus%2Bsign', '/list-bucket/plus+sign', 403),
+    ('/list-bucket/plus+sign', '/list-bucket/plus%2Bsign', 200),
+])
+def test_path_signature_canonicalisation(port, path, signed_path, expected):
+    status, _, body = manual_request(port, 'GET', path, signed_path=signed_path)
+    assert status == expected
+    if expected == 403:
+        assert error_code(body)[0] == 'SignatureDoesNotMatch'
+
+
+@pytest.mark.parametrize('query, signed_query, expected', [
+    ('list-type=2&prefix=with%20space', 'list-type=2&prefix=with%20space', 200),
+    ('list-type=2&prefix=with%20space', 'list-type=2&prefix=with+space', 403),
+    ('prefix=a+b&list-type=2', 'list-type=2&prefix=a%2Bb', 200),
+    ('prefix=a+b&list-type=2', 'list-type=2&prefix=a%20b', 403),
+    ('prefix=dir/&list-type=2', 'list-type=2&prefix=dir%2F', 200),
+    ('prefix=dir%2F&list-type=2', 'prefix=dir%2F&list-type=2', 403),
+    ('list-type=2&prefix=%7e', 'list-type=2&prefix=~', 200),
+    ('list-type=2&prefix=caf%C3%A9', 'list-type=2&prefix=caf%c3%a9', 403),
+])
+def test_query_signature_canonicalisation(port, query, signed_query, expected):
+    status, _, body = manual_request(port, 'GET', '/list-bucket', query,
+                                     signed_query=signed_query)
+    assert status == expected
+    if expected == 403:
+        assert error_code(body)[0] == 'SignatureDoesNotMatch'
+
+
+def test_authentication_errors(port):
+    path = '/test-bucket/obj/data.bin'
+    host = f'127.0.0.1:{port}'
+    status, _, body = raw_request(port, 'GET', path, {'Host': host})
+    assert (status, error_code(body)[0]) == (403, 'AccessDenied')
+    status, _, body = raw_request(port, 'GET', path, {
+        'Host': host, 'Authorization': 'AWS4-HMAC-SHA256 nonsense',
+        'x-amz-date': time.strftime('%Y%m%dT%H%M%SZ', time.gmtime()),
+        'x-amz-content-sha256': EMPTY_SHA256})
+    assert (status, error_code(body)[0]) == (400, 'AuthorizationHeaderMalformed')
+    stale = time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(time.time() - 20 * 60))
+    status, _, body = manual_request(port, 'GET', path, amz_date=stale)
+    assert (status, error_code(body)[0]) == (403, 'RequestTimeTooSkewed')
+    status, _, body = manual_request(port, 'GET', path, payload_hash=None)
+    assert (status, error_code(body)[0]) == (400, 'InvalidRequest')
+    status, _, body = manual_request(port, 'GET', path,
+                                     payload_hash=hashlib.sha256(b'other').hexdigest())
+    assert (status, error_code(body)[0]) == (400, 'XAmzContentSHA256Mismatch')
+    headers = sigv4_headers('GET', path, '', host)
+    headers['x-amz-meta-extra'] = 'unsigned'
+    status, _, body = raw_request(port, 'GET', path, headers)
+    code, root = error_code(body)
+    assert (status, code, root.findtext('HeadersNotSigned')) == (403, 'AccessDenied',
+                                                                 'x-amz-meta-extra')
+    headers = sigv4_headers('GET', path, '', host)
+    headers['authorization'] = headers['authorization'].replace('/s3/', '/sts/')
+    status, _, body = raw_request(port, 'GET', path, headers)
+    assert (status, error_code(body)[0]) == (400, 'AuthorizationHeaderMalformed')
+
+
+# Statistics and the control API
+
+
+def test_stats(s3, port, control):
+    control.reset()
+    s3.list_objects_v2(Bucket='test-bucket', Prefix='obj/')
+    s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY, Range='bytes=0-9')
+    s3.get_object(Bucket='test-bucket', Key=OBJECT_KEY)
+    s3.head_object(Bucket='test-bucket', Key=OBJECT_KEY)
+    s3.head_bucket(Bucket='test-bucket')
+    error_of(make_client(port, secret='wrong').get_object, Bucket='test-bucket', Key='x')
+    control.put('test-bucket', 'control-not-counted', b'x')
+    stats = control.stats()
+    assert stats['requests'] == {'ListObjectsV2': 1, 'GetObject': 3, 'HeadObject': 1,
+                                 'HeadBucket': 1}
+    assert stats['statuses'] == {'200': 4, '206': 1, '403': 1}
+    assert stats['auth_failures'] == 1
+    log = stats['log']
+    assert [entry['op'] for entry in log] == ['ListObjectsV2', 'GetObject', 'GetObject',
+                                              'HeadObject', 'HeadBucket', 'GetObject']
+    assert log[1] == {'op': 'GetObject', 'method': 'GET', 'path': '/test-bucket/obj/data.bin',
+                      'query': '', 'status': 206, 'range': 'bytes=0-9', 'if_match': None,
+                      'bytes': 10}
+    assert log[0]['query'].startswith('list-type=2')
+    assert log[2]['bytes'] == 1000 and log[3]['bytes'] == 0
+    assert stats['bytes_sent'] == sum(entry['bytes'] for entry in log)
+    control.reset()
+    assert control.stats() == {'requests': {}, 'statuses': {}, 'auth_failures': 0,
+                               'bytes_sent': 0, 'log': []}
+
+
+def test_control_put_replace_delete(s3, control):
+    first = control.put('test-bucket', 'replace/me', b'one')
+    assert first == '"%s"' % hashlib.md5(b'one').hexdigest()
+    second = control.put('test-bucket', b'replace/me', 'two!')
+    assert second != first
+    response = s3.get_object(Bucket='test-bucket', Key='replace/me')
+    assert (response['ETag'], response['Body'].read()) == (second, b'two!')
+    status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key='replace/me',
+                                IfMatch=first)
+    assert (status, error['Code']) == (412, 'PreconditionFailed')
+    assert control.delete('test-bucket', 'replace/me') is True
+    assert control.delete('test-bucket', 'replace/me') is False
+    status, error, _ = error_of(s3.get_object, Bucket='test-bucket', Key='replace/me')
+    assert (status, error['Code']) == (404, 'NoSuchKey')
+
+
+def test_control_creates_buckets_and_bulk_data(s3, control):
+    assert control.bulk('new-bucket', [{'key': 'seeded', 'size': 4096, 'seed': 7},
+                                       {'key_b64': 'YS9i', 'data_b64': 'aGk='}]) == 2
+    assert s3.get_object(Bucket='new-bucket', Key='seeded')['Body'].read() \
+        == s3server.make_data(4096, 7)
+    assert s3.get_object(Bucket='new-bucket', Key='a/b')['Body'].read() == b'hi'
+    assert control.bulk('empty-bucket', []) == 0
+    assert s3.list_objects_v2(Bucket='empty-bucket')['KeyCount'] == 0
+
+
+def test_control_errors(control):
+    with pytest.raises(RuntimeError, match='400'):
+        control.call('PUT', 'object', [('bucket', 'test-bucket')])
+    with pytest.raises(RuntimeError, match='404'):
+        control.call('GET', 'nothing')
+    with pytest.raises(RuntimeError, match='400'):
+        control.config(page_size=0)
+
+
+def test_config_page_size(s3, control):
+    assert control.config(page_size=50) == {'page_size': 50, 'ignore_encoding_type': False}
+    try:
+        _, _, pages = list_all(s3, Prefix='flat-')
+        assert [page['KeyCount'] for page in pages] == [50, 50, 50]
+    finally:
+        control.config(page_size=PAGE_SIZE)
+
+
+def test_make_data_is_reproducible():
+    data = s3server.make_data(100, 'seed')
+    assert data == hashlib.shake_256(b'irsafs:seed').digest(100)
+    assert s3server.make_data(5, 1) == s3server.make_data(5, '1') != s3server.make_data(5, 2)
+    assert s3server.make_data(0, 1) == b''
+
+
+# Connection handling
+
+
+def test_keep_alive_and_dropped_connections(main_server, control):
+    proc, port = main_server
+    control.put('test-bucket', 'big', s3server.make_data(8 << 20, 'big'))
+    path = '/test-bucket/big'
+    headers = sigv4_headers('GET', path, '', f'127.0.0.1:{port}')
+    request = f'GET {path} HTTP/1.1\r\n' + ''.join(f'{k}: {v}\r\n' for k, v in headers.items())
+    for _ in range(3):
+        with socket.create_connection(('127.0.0.1', port)) as sock:
+            sock.sendall((request + '\r\n').encode())
+            assert sock.recv(100).startswith(b'HTTP/1.1 200 OK')
+    connection = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+    try:
+        for first in (0, 1, 2):
+            range_headers = sigv4_headers('GET', path, '', f'127.0.0.1:{port}',
+                                          extra={'range': f'bytes={first}-{first}'})
+            connection.request('GET', path, headers=range_headers)
+            response = connection.getresponse()
+            assert response.read() == s3server.make_data(8 << 20, 'big')[first:first + 1]
+            assert response.getheader('Connection') is None
+    finally:
+        connection.close()
+    assert control.delete('test-bucket', 'big')
+    assert 'Traceback' not in s3server.server_stderr(proc)
+
+
+# Other servers
+
+
+def test_ignore_encoding_type():
+    proc, port = s3server.start_server(['--ignore-encoding-type'])
+    try:
+        control = s3server.Control(port)
+        keys = ['a+b c', 'caf\u00e9', 'percent%41']
+        control.bulk('test-bucket', [{'key': key, 'data': b''} for key in keys])
+        status, _, body = manual_request(port, 'GET', '/test-bucket',
+                                         'list-type=2&encoding-type=url')
+        root = ET.fromstring(body)
+        assert status == 200 and root.find('s3:EncodingType', NS) is None
+        assert [key.text for key in root.iterfind('s3:Contents/s3:Key', NS)] == keys
+        # botocore decodes only when the response says EncodingType=url.
+        assert list_all_in(make_client(port), 'test-bucket') == keys
+        assert control.config(ignore_encoding_type=False)['ignore_encoding_type'] is False
+        _, _, body = manual_request(port, 'GET', '/test-bucket', 'list-type=2&encoding-type=url')
+        assert ET.fromstring(body).findtext('s3:EncodingType', namespaces=NS) == 'url'
+        assert list_all_in(make_client(port), 'test-bucket') == keys
+    finally:
+        s3server.stop_server(proc)
+
+
+def list_all_in(s3, bucket):
+    pages = s3.get_paginator('list_objects_v2').paginate(Bucket=bucket)
+    return [item['Key'] for page in pages for item in page.get('Contents', [])]
+
+
+def test_dir_option_and_port_file(tmp_path):
+    root = tmp_path / 'tree'
+    (root / 'sub' / 'deeper').mkdir(parents=True)
+    (root / 'top.txt').write_bytes(b'top')
+    (root / 'sub' / 'deeper' / 'file with space').write_bytes(b'deep')
+    (root / 'caf\u00e9').write_bytes(b'')
+    (root / 'link').symlink_to(root / 'top.txt')
+    port_file = tmp_path / 'port.json'
+    proc, port = s3server.start_server(['--dir', str(root), '--bucket', 'first',
+                                        '--bucket', 'second', '--region', 'eu-west-1',
+                                        '--port-file', str(port_file)])
+    try:
+        assert json.loads(port_file.read_text()) == {'port': port}
+        s3 = make_client(port, region='eu-west-1')
+        assert list_all_in(s3, 'first') == ['caf\u00e9', 'sub/deeper/file with space',
+                                            'top.txt']
+        assert list_all_in(s3, 'second') == []
+        assert s3.get_object(Bucket='first', Key='sub/deeper/file with space')['Body'].read() \
+            == b'deep'
+    finally:
+        assert s3server.stop_server(proc) == 0
+
+
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_clean_exit_on_signal(signum):
+    proc, port = s3server.start_server(['--verbose'])
+    try:
+        assert manual_request(port, 'GET', '/test-bucket/missing')[0] == 404
+        proc.send_signal(signum)
+        assert proc.wait(5) == 0
+        assert 'GET /test-bucket/missing' in s3server.server_stderr(proc)
+    finally:
+        s3server.stop_server(proc)
+
+
+def test_no_auth_and_startup_failure():
+    proc, port = s3server.start_server(['--no-auth'])
+    try:
+        status, _, _ = raw_request(port, 'GET', '/test-bucket/missing', {'Host': 'x'})
+        assert status == 404
+        status, _, body = raw_request(port, 'GET', '/test-bucket?list-type=2', {'Host': 'x'})
+        assert status == 200 and b'<KeyCount>0</KeyCount>' in body
+    finally:
+        s3server.stop_server(proc)
+    with pytest.raises(RuntimeError, match='AKID:SECRET'):
+        s3server.start_server(['--credentials', 'no-colon'])
+    assert subprocess.run([sys.executable, s3server.__file__, '--help'],
+                          capture_output=True, check=True).stdout.startswith(b'usage:')
