@@ -3,6 +3,7 @@
 #   make            build build/irsafs
 #   make check      install what is missing, build, run unit and integration tests
 #   make demo       install what is missing, build, mount a local sample bucket and show it
+#   make demo-stop  unmount the demo and stop its server
 #   make unit       unit tests only;  make integration  mount tests only
 #   make clean
 
@@ -41,7 +42,7 @@ BIN       := $(BUILD)/irsafs
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps test-deps check unit integration demo clean
+.PHONY: all deps test-deps check unit integration demo demo-stop clean
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJS) $(LIB)
@@ -80,7 +81,10 @@ check: test-deps
 
 demo: test-deps
 	@$(MAKE) --no-print-directory all
-	@$(PYTHON) tests/demo.py $(abspath $(BIN))
+	@$(PYTHON) tests/demo.py start $(abspath $(BIN))
+
+demo-stop:
+	@$(PYTHON) tests/demo.py stop
 
 clean:
 	rm -rf $(BUILD)

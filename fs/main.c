@@ -181,6 +181,19 @@ int main(int argc, char **argv)
 	xmlInitParser();
 
 	s3_error_clear(&err);
+	struct s3_client_config cc = {
+		.bucket = o.bucket,
+		.region = o.region,
+		.endpoint_url = o.endpoint_url,
+		.force_path_style = o.force_path_style,
+		.ca_bundle = o.ca_bundle,
+	};
+	/* A bad bucket name, region or endpoint is a usage error: say so before anything else. */
+	if (s3_client_config_check(&cc, &err) != S3_OK) {
+		fprintf(stderr, "irsafs: %s\n", err.message);
+		status = err.status == S3_INVALID_ARGUMENT ? EXIT_USAGE : 1;
+		goto out;
+	}
 	if (!o.no_sign_request) {
 		chain = auth_chain_create(&err);
 		if (!chain) {
@@ -188,15 +201,8 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		source = auth_chain_source(chain);
+		cc.credentials = auth_chain_provider(chain);
 	}
-	struct s3_client_config cc = {
-		.bucket = o.bucket,
-		.region = o.region,
-		.endpoint_url = o.endpoint_url,
-		.force_path_style = o.force_path_style,
-		.ca_bundle = o.ca_bundle,
-		.credentials = chain ? auth_chain_provider(chain) : NULL,
-	};
 	client = s3_client_create(&cc, &err);
 	if (!client) {
 		fprintf(stderr, "irsafs: %s\n", err.message);

@@ -221,25 +221,38 @@ out:
 	return status;
 }
 
+static enum s3_status check_names(const struct s3_client_config *cfg, struct s3_error *err)
+{
+	if (!cfg->bucket || !bucket_name_valid(cfg->bucket))
+		return s3_error_set(err, S3_INVALID_ARGUMENT,
+				    "bucket name '%s' is not valid: use 3 to 255 letters, digits, "
+				    "'.', '-' or '_'",
+				    cfg->bucket ? cfg->bucket : "");
+	if (!cfg->region || !region_valid(cfg->region))
+		return s3_error_set(err, S3_INVALID_ARGUMENT,
+				    "region '%s' is not valid: expected a name such as us-east-1",
+				    cfg->region ? cfg->region : "");
+	return S3_OK;
+}
+
+enum s3_status s3_client_config_check(const struct s3_client_config *cfg, struct s3_error *err)
+{
+	struct s3_client *c = s3_client_create(cfg, err);
+
+	if (!c)
+		return err->status;
+	s3_client_destroy(c);
+	return S3_OK;
+}
+
 struct s3_client *s3_client_create(const struct s3_client_config *cfg, struct s3_error *err)
 {
 	struct s3_client *c = NULL;
 	struct http_config http = {0};
 	bool https;
 
-	if (!cfg->bucket || !bucket_name_valid(cfg->bucket)) {
-		s3_error_set(err, S3_INVALID_ARGUMENT,
-			     "bucket name '%s' is not valid: use 3 to 255 letters, digits, '.', "
-			     "'-' or '_'",
-			     cfg->bucket ? cfg->bucket : "");
+	if (check_names(cfg, err) != S3_OK)
 		return NULL;
-	}
-	if (!cfg->region || !region_valid(cfg->region)) {
-		s3_error_set(err, S3_INVALID_ARGUMENT,
-			     "region '%s' is not valid: expected a name such as us-east-1",
-			     cfg->region ? cfg->region : "");
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto nomem;

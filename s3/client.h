@@ -38,7 +38,12 @@ struct s3_client_config {
 
 struct s3_client;
 
-/* Validates the configuration (bucket name, region, endpoint URL) and creates a client; nothing
+/* Checks the bucket name, region and endpoint URL without creating anything. Returns S3_OK, or
+ * S3_INVALID_ARGUMENT with a message naming the bad value (or S3_NO_MEMORY). */
+enum s3_status s3_client_config_check(const struct s3_client_config *config,
+				      struct s3_error *err);
+
+/* Validates the configuration (as s3_client_config_check) and creates a client; nothing
  * is sent. Returns NULL with err set (S3_INVALID_ARGUMENT with a message naming the bad value,
  * or S3_NO_MEMORY). */
 struct s3_client *s3_client_create(const struct s3_client_config *config, struct s3_error *err);
