@@ -38,8 +38,8 @@ static void chain_rejected(void *ctx, const struct s3_credentials *rejected)
 {
 	struct auth_chain *chain = ctx;
 
-	/* Static keys cannot be renewed: say so once per rejection; the request then fails. */
-	log_warn("auth", "S3 rejected the %s credentials (access key %s) as expired or invalid; "
+	/* Static keys cannot be renewed; the request then fails with S3's error. */
+	log_debug("auth", "S3 rejected the %s credentials (access key %s) as expired or invalid; "
 			 "static keys cannot be refreshed",
 		 chain->source, s3_credentials_access_key_id(rejected));
 }

@@ -158,7 +158,8 @@ enum s3_status fs_dirlist_fetch(const struct fs_backend *backend, const char *pr
 		page.next_token = NULL;
 		s3_listing_fini(&page);
 	}
-	qsort(b.entries, b.n, sizeof(*b.entries), compare_entries);
+	if (b.n > 1)
+		qsort(b.entries, b.n, sizeof(*b.entries), compare_entries);
 	for (size_t i = 0; i < b.n; i++) {
 		if (kept && strcmp(b.entries[kept - 1].name, b.entries[i].name) == 0) {
 			/* Same name again: a shadowed file, or a marker beside its prefix. */

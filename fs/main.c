@@ -10,6 +10,9 @@
  * process forks only after the mount is live, so the parent's exit status tells the truth.
  */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +86,37 @@ static void report_probe_failure(const struct fs_options *o, const struct s3_cli
 	}
 }
 
+/* libfuse's own messages, which may arrive in fragments ending with a newline. Until the mount
+ * is live the last one is only kept, so that our one-line error can quote it; afterwards they
+ * go to our log. */
+static char fuse_message[256];
+static char fuse_partial[256];
+static bool fuse_messages_live;
+
+static void on_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+	size_t used = strlen(fuse_partial), n;
+	const char *line = fuse_partial;
+
+	vsnprintf(fuse_partial + used, sizeof(fuse_partial) - used, fmt, ap);
+	n = strlen(fuse_partial);
+	if (n == 0 || (fuse_partial[n - 1] != '\n' && n < sizeof(fuse_partial) - 1))
+		return;
+	while (n && (fuse_partial[n - 1] == '\n' || fuse_partial[n - 1] == ' '))
+		fuse_partial[--n] = '\0';
+	if (strncmp(line, "fuse: ", 6) == 0)
+		line += 6;
+	if (fuse_messages_live)
+		log_msg(level <= FUSE_LOG_ERR	    ? LOG_LEVEL_ERROR
+			: level == FUSE_LOG_WARNING ? LOG_LEVEL_WARN
+			: level <= FUSE_LOG_INFO    ? LOG_LEVEL_INFO
+						    : LOG_LEVEL_DEBUG,
+			"fuse", "%s", line);
+	else
+		snprintf(fuse_message, sizeof(fuse_message), "%s", line);
+	fuse_partial[0] = '\0';
+}
+
 /* Builds the libfuse arguments: read-only, kernel permission checks, names for mount(8). */
 static int build_fuse_args(const struct fs_options *o, struct fuse_args *args)
 {
@@ -106,16 +140,128 @@ static int build_fuse_args(const struct fs_options *o, struct fuse_args *args)
 	return rc;
 }
 
-static int serve(struct fuse_session *se, const struct fs_options *o)
+/* Everything main() sets up, torn down in reverse by app_fini. */
+struct app {
+	struct fs_options o;
+	char *mountpoint; /* absolute */
+	struct fuse_args args;
+	struct fuse_session *se;
+	bool handlers;
+	bool mounted;
+	struct auth_chain *chain;
+	const char *source; /* of credentials, for messages */
+	struct s3_client *client;
+	struct fs_backend backend;
+	struct fs_tree *tree;
+	struct fs_ops_context ctx;
+};
+
+static int check_mountpoint(struct app *a)
+{
+	struct stat st;
+
+	if (stat(a->o.mountpoint, &st) != 0) {
+		int e = errno;
+
+		fprintf(stderr, "irsafs: mount point '%s' %s%s\n", a->o.mountpoint,
+			e == ENOENT ? "does not exist" : "cannot be used: ",
+			e == ENOENT ? "" : strerror(e));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "irsafs: mount point '%s' is not a directory\n", a->o.mountpoint);
+		return 1;
+	}
+	/* The daemon leaves the working directory; unmounting must not depend on it. */
+	a->mountpoint = realpath(a->o.mountpoint, NULL);
+	if (!a->mountpoint) {
+		fprintf(stderr, "irsafs: mount point '%s': %s\n", a->o.mountpoint, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/* Creates the FUSE session (which validates the FUSE options) without mounting. The session's
+ * userdata, a->ctx, is filled in later, before the mount. */
+static int create_session(struct app *a)
+{
+	if (build_fuse_args(&a->o, &a->args) != 0) {
+		fprintf(stderr, "irsafs: out of memory\n");
+		return 1;
+	}
+	fuse_set_log_func(on_fuse_log);
+	a->se = fuse_session_new(&a->args, &fs_lowlevel_ops, sizeof(fs_lowlevel_ops), &a->ctx);
+	if (!a->se) {
+		fprintf(stderr, "irsafs: invalid FUSE options '%s': %s\n",
+			a->o.fuse_options ? a->o.fuse_options : "", fuse_message);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* Credentials, client, and one listing of the bucket/prefix: a bad key, bucket, region or
+ * endpoint stops here, before anything is mounted. */
+static int connect_bucket(struct app *a)
+{
+	struct s3_error err;
+	struct s3_listing probe = {0};
+	struct s3_client_config cc = {
+		.bucket = a->o.bucket,
+		.region = a->o.region,
+		.endpoint_url = a->o.endpoint_url,
+		.force_path_style = a->o.force_path_style,
+		.ca_bundle = a->o.ca_bundle,
+	};
+	struct s3_list_params params = {
+		.prefix = a->o.prefix,
+		.prefix_len = strlen(a->o.prefix),
+		.delimiter = "/",
+		.max_keys = 1,
+	};
+	enum s3_status status;
+
+	s3_error_clear(&err);
+	/* A bad bucket name, region or endpoint is a usage error: say so before credentials. */
+	if (s3_client_config_check(&cc, &err) != S3_OK) {
+		fprintf(stderr, "irsafs: %s\n", err.message);
+		return err.status == S3_INVALID_ARGUMENT ? EXIT_USAGE : 1;
+	}
+	a->source = "no credentials (--no-sign-request)";
+	if (!a->o.no_sign_request) {
+		a->chain = auth_chain_create(&err);
+		if (!a->chain) {
+			fprintf(stderr, "irsafs: %s\n", err.message);
+			return 1;
+		}
+		a->source = auth_chain_source(a->chain);
+		cc.credentials = auth_chain_provider(a->chain);
+	}
+	a->client = s3_client_create(&cc, &err);
+	if (!a->client) {
+		fprintf(stderr, "irsafs: %s\n", err.message);
+		return 1;
+	}
+	log_debug("main", "endpoint %s, region %s, credentials from %s",
+		  s3_client_endpoint(a->client), a->o.region, a->source);
+	status = s3_list_objects(a->client, &params, &probe, &err);
+	s3_listing_fini(&probe);
+	if (status != S3_OK) {
+		report_probe_failure(&a->o, a->client, a->source, &err);
+		return 1;
+	}
+	return 0;
+}
+
+static int serve(struct app *a)
 {
 	struct fuse_loop_config *loop = NULL;
 	int rc;
 
-	if (fuse_daemonize(o->foreground) != 0) {
+	if (fuse_daemonize(a->o.foreground) != 0) {
 		fprintf(stderr, "irsafs: cannot daemonize: %s\n", strerror(errno));
 		return 1;
 	}
-	if (!o->foreground)
+	if (!a->o.foreground)
 		log_use_syslog(true);
 	loop = fuse_loop_cfg_create();
 	if (!loop) {
@@ -126,155 +272,112 @@ static int serve(struct fuse_session *se, const struct fs_options *o)
 	 * every other reader. */
 	fuse_loop_cfg_set_max_threads(loop, 64);
 	fuse_loop_cfg_set_idle_threads(loop, 16);
-	rc = fuse_session_loop_mt(se, loop);
+	rc = fuse_session_loop_mt(a->se, loop);
 	fuse_loop_cfg_destroy(loop);
+	/* libfuse reports the signal that ended the loop; being told to stop is a clean exit. */
+	if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) {
+		log_info("main", "received %s", strsignal(rc));
+		rc = 0;
+	}
 	return rc == 0 ? 0 : 1;
+}
+
+static int mount_and_serve(struct app *a)
+{
+	int status;
+
+	fs_backend_s3_init(&a->backend, a->client);
+	struct fs_tree_config tc = {
+		.prefix = a->o.prefix,
+		.uid = a->o.uid_set ? a->o.uid : getuid(),
+		.gid = a->o.gid_set ? a->o.gid : getgid(),
+		.file_mode = a->o.file_mode,
+		.dir_mode = a->o.dir_mode,
+		.metadata_ttl_ms = a->o.metadata_ttl_ms,
+	};
+	a->tree = fs_tree_create(&tc, &a->backend);
+	if (!a->tree) {
+		fprintf(stderr, "irsafs: out of memory\n");
+		return 1;
+	}
+	a->ctx.tree = a->tree;
+	a->ctx.backend = &a->backend;
+	if (fuse_set_signal_handlers(a->se) != 0) {
+		fprintf(stderr, "irsafs: cannot install signal handlers\n");
+		return 1;
+	}
+	a->handlers = true;
+	if (fuse_session_mount(a->se, a->mountpoint) != 0) {
+		fprintf(stderr, "irsafs: cannot mount at '%s': %s\n", a->mountpoint,
+			fuse_message[0] ? fuse_message
+					: "is /dev/fuse available and the mount point free?");
+		return 1;
+	}
+	a->mounted = true;
+	fuse_messages_live = true;
+	log_info("main", "mounted s3://%s/%s at %s (%s, credentials from %s)", a->o.bucket,
+		 a->o.prefix, a->mountpoint, s3_client_endpoint(a->client), a->source);
+	status = serve(a);
+	log_info("main", "unmounting %s", a->mountpoint);
+	return status;
+}
+
+static void app_fini(struct app *a)
+{
+	if (a->mounted)
+		fuse_session_unmount(a->se);
+	if (a->handlers)
+		fuse_remove_signal_handlers(a->se);
+	if (a->se)
+		fuse_session_destroy(a->se);
+	fuse_opt_free_args(&a->args);
+	fs_tree_destroy(a->tree);
+	s3_client_destroy(a->client);
+	auth_chain_destroy(a->chain);
+	free(a->mountpoint);
+	fs_options_fini(&a->o);
 }
 
 int main(int argc, char **argv)
 {
-	struct fs_options o;
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct auth_chain *chain = NULL;
-	struct s3_client *client = NULL;
-	struct fs_tree *tree = NULL;
-	struct fuse_session *se = NULL;
-	struct fs_backend backend;
-	struct fs_ops_context ctx;
-	struct s3_error err;
-	struct s3_listing probe = {0};
+	struct app a = {.args = FUSE_ARGS_INIT(0, NULL)};
 	char msg[700];
-	const char *source = "no credentials (--no-sign-request)";
-	struct stat st;
-	int status = 1;
-	bool mounted = false, handlers = false;
+	int status;
 
-	if (!fs_options_parse(argc, argv, &o, msg, sizeof(msg))) {
-		fprintf(stderr, "irsafs: %s\nTry 'irsafs --help' for more information.\n", msg);
-		fs_options_fini(&o);
+	if (!fs_options_parse(argc, argv, &a.o, msg, sizeof(msg))) {
+		fprintf(stderr, "irsafs: %s (see 'irsafs --help')\n", msg);
+		app_fini(&a);
 		return EXIT_USAGE;
 	}
-	if (o.help || o.version) {
-		if (o.help)
+	if (a.o.help || a.o.version) {
+		if (a.o.help)
 			fs_options_usage(stdout);
 		else
 			printf("irsafs %s\n", IRSAFS_VERSION);
-		fs_options_fini(&o);
+		app_fini(&a);
 		return 0;
 	}
-	log_set_level(o.log_level);
-	if (!fs_options_apply_env(&o)) {
+	log_set_level(a.o.log_level);
+	if (!fs_options_apply_env(&a.o)) {
 		fprintf(stderr, "irsafs: out of memory\n");
-		goto out;
+		app_fini(&a);
+		return 1;
 	}
-	if (stat(o.mountpoint, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "irsafs: mount point '%s' %s\n", o.mountpoint,
-			errno == ENOENT ? "does not exist" : "is not a directory");
-		goto out;
-	}
-
 	/* Libraries that must be initialised once, before any thread starts. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		fprintf(stderr, "irsafs: cannot initialise libcurl\n");
-		goto out;
+		app_fini(&a);
+		return 1;
 	}
 	xmlInitParser();
 
-	s3_error_clear(&err);
-	struct s3_client_config cc = {
-		.bucket = o.bucket,
-		.region = o.region,
-		.endpoint_url = o.endpoint_url,
-		.force_path_style = o.force_path_style,
-		.ca_bundle = o.ca_bundle,
-	};
-	/* A bad bucket name, region or endpoint is a usage error: say so before anything else. */
-	if (s3_client_config_check(&cc, &err) != S3_OK) {
-		fprintf(stderr, "irsafs: %s\n", err.message);
-		status = err.status == S3_INVALID_ARGUMENT ? EXIT_USAGE : 1;
-		goto out;
-	}
-	if (!o.no_sign_request) {
-		chain = auth_chain_create(&err);
-		if (!chain) {
-			fprintf(stderr, "irsafs: %s\n", err.message);
-			goto out;
-		}
-		source = auth_chain_source(chain);
-		cc.credentials = auth_chain_provider(chain);
-	}
-	client = s3_client_create(&cc, &err);
-	if (!client) {
-		fprintf(stderr, "irsafs: %s\n", err.message);
-		status = err.status == S3_INVALID_ARGUMENT ? EXIT_USAGE : 1;
-		goto out;
-	}
-	log_debug("main", "endpoint %s, region %s, credentials from %s", s3_client_endpoint(client),
-		  o.region, source);
-
-	/* Mount only what can be listed: a bad key, bucket, region or endpoint stops here. */
-	struct s3_list_params probe_params = {
-		.prefix = o.prefix,
-		.prefix_len = strlen(o.prefix),
-		.delimiter = "/",
-		.max_keys = 1,
-	};
-	if (s3_list_objects(client, &probe_params, &probe, &err) != S3_OK) {
-		report_probe_failure(&o, client, source, &err);
-		goto out;
-	}
-
-	fs_backend_s3_init(&backend, client);
-	struct fs_tree_config tc = {
-		.prefix = o.prefix,
-		.uid = o.uid_set ? o.uid : getuid(),
-		.gid = o.gid_set ? o.gid : getgid(),
-		.file_mode = o.file_mode,
-		.dir_mode = o.dir_mode,
-		.metadata_ttl_ms = o.metadata_ttl_ms,
-	};
-	tree = fs_tree_create(&tc, &backend);
-	if (!tree || build_fuse_args(&o, &args) != 0) {
-		fprintf(stderr, "irsafs: out of memory\n");
-		goto out;
-	}
-	ctx.tree = tree;
-	ctx.backend = &backend;
-	se = fuse_session_new(&args, &fs_lowlevel_ops, sizeof(fs_lowlevel_ops), &ctx);
-	if (!se) {
-		fprintf(stderr, "irsafs: invalid FUSE options '%s'\n",
-			o.fuse_options ? o.fuse_options : "");
-		status = EXIT_USAGE;
-		goto out;
-	}
-	if (fuse_set_signal_handlers(se) != 0) {
-		fprintf(stderr, "irsafs: cannot install signal handlers\n");
-		goto out;
-	}
-	handlers = true;
-	if (fuse_session_mount(se, o.mountpoint) != 0) {
-		fprintf(stderr, "irsafs: cannot mount at '%s' (is /dev/fuse available, and the "
-				"mount point not already in use?)\n",
-			o.mountpoint);
-		goto out;
-	}
-	mounted = true;
-	log_info("main", "mounted s3://%s/%s at %s (%s, credentials from %s)", o.bucket, o.prefix,
-		 o.mountpoint, s3_client_endpoint(client), source);
-	status = serve(se, &o);
-	log_info("main", "unmounting %s", o.mountpoint);
-out:
-	if (mounted)
-		fuse_session_unmount(se);
-	if (handlers)
-		fuse_remove_signal_handlers(se);
-	if (se)
-		fuse_session_destroy(se);
-	fuse_opt_free_args(&args);
-	fs_tree_destroy(tree);
-	s3_listing_fini(&probe);
-	s3_client_destroy(client);
-	auth_chain_destroy(chain);
-	fs_options_fini(&o);
+	status = check_mountpoint(&a);
+	if (status == 0)
+		status = create_session(&a);
+	if (status == 0)
+		status = connect_bucket(&a);
+	if (status == 0)
+		status = mount_and_serve(&a);
+	app_fini(&a);
 	return status;
 }

@@ -545,7 +545,7 @@ static enum s3_status execute(struct s3_client *c, const struct op *op,
 		status = send_once(c, op, creds, resp, err);
 		if (status == S3_EXPIRED_CREDENTIALS && creds && !refreshed &&
 		    c->credentials->rejected) {
-			log_info("s3", "%s: credentials from %s were rejected (%s); refreshing",
+			log_debug("s3", "%s: credentials from %s were rejected (%s); refreshing",
 				 op->name, s3_credentials_source(creds), err->code);
 			c->credentials->rejected(c->credentials->ctx, creds);
 			s3_credentials_unref(creds);
