@@ -228,7 +228,9 @@ static int connect_bucket(struct app *a)
 	}
 	a->source = "no credentials (--no-sign-request)";
 	if (!a->o.no_sign_request) {
-		a->chain = auth_chain_create(&err);
+		struct auth_chain_config ac = {.region = a->o.region, .ca_bundle = a->o.ca_bundle};
+
+		a->chain = auth_chain_create(&ac, &err);
 		if (!a->chain) {
 			fprintf(stderr, "irsafs: %s\n", err.message);
 			return 1;
@@ -263,6 +265,11 @@ static int serve(struct app *a)
 	}
 	if (!a->o.foreground)
 		log_use_syslog(true);
+	/* Threads start only now: they would not survive fuse_daemonize's fork. */
+	if (a->chain && auth_chain_start(a->chain) != 0) {
+		log_error("main", "cannot start the credential refresher");
+		return 1;
+	}
 	loop = fuse_loop_cfg_create();
 	if (!loop) {
 		log_error("main", "out of memory");

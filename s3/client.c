@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -265,6 +266,14 @@ struct s3_client *s3_client_create(const struct s3_client_config *cfg, struct s3
 	if (resolve_endpoint(c, cfg, err) != S3_OK)
 		goto fail;
 	https = strncmp(c->base_url, "https:", 6) == 0;
+	/* A CA bundle matters only for https; then an unreadable one is a configuration error
+	 * worth reporting before the first request fails with a TLS error. */
+	if (https && cfg->ca_bundle && *cfg->ca_bundle && access(cfg->ca_bundle, R_OK) != 0) {
+		s3_error_set(err, S3_INVALID_ARGUMENT,
+			     "cannot read the CA bundle %s (from AWS_CA_BUNDLE): %s", cfg->ca_bundle,
+			     strerror(errno));
+		goto fail;
+	}
 	http.ca_bundle = https ? cfg->ca_bundle : NULL;
 	http.max_connections = cfg->max_connections;
 	http.user_agent = "irsafs/" IRSAFS_VERSION;

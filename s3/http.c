@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -84,12 +83,6 @@ struct http_transport *http_transport_create(const struct http_config *config,
 	if (!t->idle || !t->user_agent)
 		goto nomem;
 	if (config->ca_bundle && *config->ca_bundle) {
-		if (access(config->ca_bundle, R_OK) != 0) {
-			s3_error_set(err, S3_INVALID_ARGUMENT,
-				     "cannot read the CA bundle %s (from AWS_CA_BUNDLE)",
-				     config->ca_bundle);
-			goto fail;
-		}
 		t->ca_bundle = strdup(config->ca_bundle);
 		if (!t->ca_bundle)
 			goto nomem;
@@ -108,7 +101,6 @@ struct http_transport *http_transport_create(const struct http_config *config,
 	return t;
 nomem:
 	s3_error_set(err, S3_NO_MEMORY, "out of memory creating the HTTP transport");
-fail:
 	http_transport_destroy(t);
 	return NULL;
 }

@@ -66,8 +66,8 @@ struct http_response {
 
 struct http_transport;
 
-/* Creates a transport. Returns NULL with err set (S3_INVALID_ARGUMENT for a CA bundle that
- * cannot be read, S3_NO_MEMORY). */
+/* Creates a transport. Returns NULL with err set (S3_NO_MEMORY). A CA bundle that cannot be
+ * read makes https requests fail with S3_NETWORK ("TLS failed: ..."). */
 struct http_transport *http_transport_create(const struct http_config *config,
 					     struct s3_error *err);
 

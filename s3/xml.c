@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <libxml/parser.h>
+#include <openssl/crypto.h>
 
 #include "buf.h"
 
@@ -73,4 +74,22 @@ char *xml_text(xmlNode *node, size_t *len)
 	}
 	*len = b.len;
 	return buf_steal(&b);
+}
+
+static void wipe_nodes(xmlNode *node)
+{
+	for (; node; node = node->next) {
+		/* Long text is never interned in the parser's dictionary, so it is ours to wipe;
+		 * secrets are long. */
+		if ((node->type == XML_TEXT_NODE || node->type == XML_CDATA_SECTION_NODE) &&
+		    node->content && strlen((const char *)node->content) >= 8)
+			OPENSSL_cleanse(node->content, strlen((const char *)node->content));
+		wipe_nodes(node->children);
+	}
+}
+
+void xml_wipe(xmlDoc *doc)
+{
+	if (doc)
+		wipe_nodes(doc->children);
 }

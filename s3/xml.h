@@ -38,4 +38,8 @@ xmlNode *xml_next(xmlNode *node, const char *name);
  * when out of memory. */
 char *xml_text(xmlNode *node, size_t *len);
 
+/* Overwrites the text of every text node of doc, for responses that carry secrets (STS),
+ * before xmlFreeDoc. Accepts NULL. */
+void xml_wipe(xmlDoc *doc);
+
 #endif

@@ -165,9 +165,12 @@ def closed_port():
 def irsafs_env(keep_ca_bundle=False, credentials=True, **overrides):
     """A copy of os.environ without any AWS_* or proxy variable, with the server's default
     credential unless credentials=False; overrides set variables (None removes one).
-    keep_ca_bundle=True puts AWS_CA_BUNDLE back as the caller's environment had it."""
+    keep_ca_bundle=True puts AWS_CA_BUNDLE back as the caller's environment had it.
+    The EC2 metadata service is off: whatever answers at 169.254.169.254 on the machine
+    running the tests must not take part (tests of it point it at the local server)."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith('AWS_') and name.lower() not in PROXY_VARS}
+    env['AWS_EC2_METADATA_DISABLED'] = 'true'
     if keep_ca_bundle and CALLER_CA_BUNDLE is not None:
         env['AWS_CA_BUNDLE'] = CALLER_CA_BUNDLE
     if credentials:
