@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
-"""A local S3-compatible HTTP server for irsafs tests, demos and benchmarks.
+"""A local S3-compatible HTTP server for irsafs tests, demos and benchmarks, with the AWS
+credential endpoints irsafs can use (STS AssumeRoleWithWebIdentity, container credentials,
+IMDSv2) on the same port.
 
 Run it with Debian's interpreter (it needs python3-botocore)::
 
     /usr/bin/python3 tests/s3server.py [--host H] [--port N] [--port-file PATH]
         [--region R] [--bucket NAME]... [--dir DIR]
         [--credentials AKID:SECRET[:SESSION_TOKEN]]... [--page-size N]
-        [--ignore-encoding-type] [--no-auth] [--verbose]
+        [--ignore-encoding-type] [--no-auth] [--verbose] [--account-id ACCT]
+        [--sts-token-file PATH] [--sts-role-arn ARN] [--sts-duration S]
+        [--sts-fail-first N] [--sts-delay S]
+        [--container-credentials] [--container-token-file PATH] [--container-duration S]
+        [--container-fail-first N] [--container-delay S]
+        [--imds] [--imds-role NAME] [--imds-duration S] [--imds-fail-first N] [--imds-delay S]
 
 Once listening it prints exactly one line, ``{"port": N}``, to stdout (and writes the same line
 to ``--port-file``). It logs requests to stderr only with ``--verbose`` and exits cleanly on
@@ -27,10 +34,75 @@ S3 side (read-only, AWS Signature V4 in the Authorization header on every reques
   SignatureDoesNotMatch carrying the ``<CanonicalRequest>`` and ``<StringToSign>`` expected.
   Query parameters must be UTF-8 once decoded (S3 keys are; a key stored through the control
   API that is not UTF-8 can still be listed and fetched, but not used as a prefix).
+* Credentials: the static ``--credentials`` (a wrong or missing session token gives
+  403 InvalidToken, as before), and the temporary credentials the credential endpoints below
+  issue. A temporary credential must send its session token in ``x-amz-security-token``,
+  signed (unsigned: 403 AccessDenied); a missing or wrong token gives 400 InvalidToken "The
+  provided token is malformed or otherwise invalid."; once past its Expiration (the whole
+  second the client was told) 400 ExpiredToken "The provided token has expired."; after
+  ``/__irsafs/revoke`` 400 InvalidToken (S3's answer to a session token it no longer
+  honours; the revoke call can ask for ExpiredToken, AccessDenied or InvalidAccessKeyId
+  instead). An access key id the server never issued gives 403 InvalidAccessKeyId.
+  Issued credentials are kept (expired or not) for the life of the server.
 * Operations: ListObjectsV2 (prefix, any delimiter, continuation-token, start-after, max-keys,
   encoding-type=url; pages capped at ``--page-size``), HeadBucket, GetObject (single byte
   range, If-Match, If-None-Match; GLACIER and DEEP_ARCHIVE objects give InvalidObjectState)
   and HeadObject. Anything else gives 405 MethodNotAllowed or 501 NotImplemented.
+
+Credential endpoints (same port, plain http; each is off unless enabled, and then the paths it
+claims are no longer S3; every request is counted under its op name):
+
+* STS AssumeRoleWithWebIdentity (op ``AssumeRoleWithWebIdentity``; other actions are op
+  ``STSOther``), enabled by ``--sts-token-file PATH``: ``POST /`` on a path-style host (or
+  ``sts[.<region>].localhost``) with an ``application/x-www-form-urlencoded`` body
+  ``Action=AssumeRoleWithWebIdentity&Version=2011-06-15&RoleArn=..&RoleSessionName=..
+  &WebIdentityToken=..[&DurationSeconds=..]``. Checked in this order, errors as STS sends
+  them (``<ErrorResponse><Error><Type>Sender|Receiver</Type><Code/><Message/></Error>
+  <RequestId/></ErrorResponse>``, text/xml, ``x-amzn-RequestId``): a GET carrying ``Action``
+  in its query, or a body that is not form-encoded or not UTF-8 -> 400 InvalidAction /
+  InvalidParameterValue; no Action -> 400 MissingAction; another Action or a Version other
+  than 2011-06-15 -> 400 InvalidAction; a signed request (an ``Authorization`` or
+  ``X-Amz-Security-Token`` header, or an ``X-Amz-Signature``, ``X-Amz-Credential`` or
+  ``X-Amz-Security-Token`` parameter) -> 400 InvalidParameterValue "... must be sent
+  unsigned ..."; RoleArn not ``arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]+``,
+  RoleSessionName not 2..64 of ``[\\w+=,.@-]`` (ASCII), DurationSeconds not 900..43200, or a
+  missing parameter -> 400 ValidationError "N validation error(s) detected: Value .. at
+  'roleArn' failed to satisfy constraint: ..."; a token other than the one now in PATH (read
+  on every call; surrounding whitespace ignored) -> 400 InvalidIdentityToken "Incorrect token
+  audience", except a token that was in PATH earlier -> 400 ExpiredTokenException "Token
+  expired: ..."; with ``--sts-role-arn`` another role -> 403 AccessDenied "Not authorized to
+  perform sts:AssumeRoleWithWebIdentity". Success issues a credential (``ASIA`` + 16
+  characters, a 40-character secret, a ~450-character session token with ``+``, ``/`` and
+  ``=``) valid for ``--sts-duration`` seconds whatever DurationSeconds asks, answered as STS
+  does, indented, with Credentials fields in the order SessionToken, SecretAccessKey,
+  Expiration, AccessKeyId. SubjectFromWebIdentityToken, Audience and Provider come from the
+  token's ``sub``, ``aud`` and ``iss`` claims when it looks like a JWT (its signature is not
+  checked), else ``system:serviceaccount:default:irsafs``, ``sts.amazonaws.com`` and
+  ``www.amazon.com``.
+* Container credentials (EKS Pod Identity, ECS; op ``ContainerCredentials``), enabled by
+  ``--container-credentials`` or ``--container-token-file PATH``: ``GET /v1/credentials`` or
+  ``GET /__creds/<anything>`` (point ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` at either). With
+  a token file, the ``Authorization`` header must equal its contents (re-read on every call,
+  surrounding whitespace ignored, no "Bearer"): missing -> 401, different -> 403, both with
+  a JSON body ``{"Code": .., "Message": ..}``; without one, anyone is served. Another method
+  -> 405. Answers ``{"AccessKeyId", "SecretAccessKey", "Token", "AccountId", "Expiration"}``
+  (``--account-id``), a fresh credential of ``--container-duration`` seconds.
+* IMDSv2 (ops ``IMDSToken``, ``IMDSRoleName``, ``IMDSCredentials``, ``IMDSOther``), enabled by
+  ``--imds``, under ``/latest/`` (point ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` at the server):
+  ``PUT /latest/api/token`` with ``X-aws-ec2-metadata-token-ttl-seconds: 1..21600`` answers
+  a token (text/plain; missing or bad TTL -> 400, ``X-Forwarded-For`` -> 403, other methods
+  -> 405). Every other request needs a live ``X-aws-ec2-metadata-token`` (else 401: IMDSv2
+  only, no IMDSv1 fallback). ``GET /latest/meta-data/iam/security-credentials/`` answers
+  the role name (``--imds-role``); ``GET .../security-credentials/<role>`` answers
+  ``{"Code": "Success", "LastUpdated", "Type": "AWS-HMAC", "AccessKeyId",
+  "SecretAccessKey", "Token", "Expiration"}``, a fresh credential of ``--imds-duration``
+  seconds; another role or path -> 404. Errors are IMDS's HTML pages.
+* Failure injection, per endpoint (``sts``, ``container``, ``imds``; every IMDS request
+  counts, the token PUT included): the next N requests fail with a given status and code,
+  in that endpoint's error format, before any other check; and every request can first wait
+  a given delay. ``--<endpoint>-fail-first N`` (503 ServiceUnavailable) and
+  ``--<endpoint>-delay S`` set it at start-up, ``POST /__irsafs/<endpoint>-fail`` at run
+  time.
 
 Control API (no authentication, never counted in the statistics), under ``/__irsafs/``:
 
@@ -42,19 +114,47 @@ Control API (no authentication, never counted in the statistics), under ``/__irs
   seed)``), optionally ``storage_class`` and ``mtime``. Answers ``{"count": n}``.
 * ``DELETE /__irsafs/object?bucket=B&key=K``: answers ``{"deleted": true|false}``.
 * ``GET /__irsafs/stats``: ``{"requests": {op: n}, "statuses": {"200": n}, "auth_failures": n,
-  "bytes_sent": n, "log": [last 1000 S3 requests as {"op", "method", "path", "query",
-  "status", "range", "if_match", "bytes"}]}``.
-* ``POST /__irsafs/reset``: zeroes the statistics.
+  "bytes_sent": n, "log": [last 1000 requests as {"op", "method", "path", "query",
+  "status", "range", "if_match", "bytes"}]}``. S3 and credential endpoint requests alike
+  (``CREDENTIAL_OPS`` names the latter). While a credential endpoint is enabled it also has
+  ``"credentials": {"issued": [{"access_key_id", "source": "sts"|"container"|"imds",
+  "role_arn", "session_name", "issued", "expiration" (ISO 8601), "issued_epoch",
+  "expires_epoch", "expired", "revoked": null or the S3 error code}, ...] (issued since the
+  last reset, oldest first, at most 1000; never a secret or token), "token_rejections":
+  {"ExpiredToken": n, "InvalidToken": n} (S3 requests refused for their token, static
+  credentials included), "injected_failures": {"sts": n, "container": n, "imds": n}}``.
+* ``POST /__irsafs/reset``: zeroes the statistics (issued credentials stay valid).
 * ``POST /__irsafs/config``: JSON body with ``page_size`` and/or ``ignore_encoding_type``;
   answers the resulting settings.
+* ``POST /__irsafs/cred-config``: JSON body with any of ``sts_token_file``, ``sts_role_arn``,
+  ``sts_duration``, ``container_credentials``, ``container_token_file``,
+  ``container_duration``, ``imds``, ``imds_role``, ``imds_duration``, ``account_id`` (the
+  command line options; null clears a file, which disables STS, or the role restriction;
+  a container token file enables the container endpoint unless ``container_credentials`` is
+  given too); answers all of them. ``{}`` just reads them.
+* ``POST /__irsafs/sts-fail``, ``/__irsafs/container-fail``, ``/__irsafs/imds-fail``: JSON
+  body ``{"count": N, "status": 503, "code": "ServiceUnavailable", "message": null,
+  "delay": 0}`` (those are the defaults of missing fields) replaces that endpoint's failure
+  injection: the next N requests fail with status and code (message: a realistic default
+  for Throttling, IDPCommunicationError, InternalFailure, ExpiredTokenException...), and
+  every request waits ``delay`` seconds first until the next call; ``{}`` clears both.
+  Answers the new settings.
+* ``POST /__irsafs/revoke``: optional JSON body ``{"code": "InvalidToken" | "ExpiredToken" |
+  "AccessDenied" | "InvalidAccessKeyId", "status": n, "message": ..}``: every temporary
+  credential issued so far is refused by S3 from now on with that error (default 400
+  InvalidToken). Answers ``{"revoked": n}`` (those not already revoked).
 
 In the query of a control request ``bucket`` and ``key`` are percent-decoded to bytes, so
 ``key=%FF%00`` names a key that is neither UTF-8 nor NUL-free.
 
 For tests, import this module: ``start_server(args) -> (proc, port)``, ``stop_server(proc)``,
-``Control(port)`` (a client of the control API) and ``make_data(size, seed)``. To extend the
-server (e.g. with STS or IMDS endpoints), subclass ``S3RequestHandler`` and override
-``handle_extra``, then pass the subclass to ``main`` or to ``S3Server`` (and ``run`` it).
+``Control(port)`` (a client of the control API: ``put``, ``bulk``, ``delete``, ``stats``,
+``reset``, ``config``, ``cred_config``, ``sts_fail``, ``container_fail``, ``imds_fail``,
+``revoke``, ``credential_stats``, ``issued``, ``s3_requests``), ``make_data(size, seed)`` and
+``write_token_file(path, token)`` (atomic replacement, as kubelet rotates tokens). To extend
+the server further, subclass ``S3RequestHandler`` and override ``handle_extra`` (it runs before
+the credential endpoints and S3), then pass the subclass to ``main`` or to ``S3Server`` (and
+``run`` it).
 """
 
 import argparse
@@ -66,9 +166,11 @@ import dataclasses
 import email.utils
 import hashlib
 import hmac
+import http
 import http.client
 import http.server
 import json
+import math
 import os
 import re
 import secrets
@@ -83,6 +185,8 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
+import uuid
 from urllib.parse import quote, quote_plus, unquote_to_bytes
 from xml.sax.saxutils import escape
 
@@ -111,6 +215,59 @@ SHA256_HEX_RE = re.compile(r'[0-9a-f]{64}')
 PATH_STYLE_HOST_RE = re.compile(r'(?:s3(?:\.[a-z0-9-]+)?\.)?localhost')
 VIRTUAL_HOST_RE = re.compile(r'(?P<bucket>.+?)(?:\.s3(?:\.[a-z0-9-]+)?)?\.localhost')
 
+# Credential endpoints
+STS_XMLNS = 'https://sts.amazonaws.com/doc/2011-06-15/'
+STS_VERSION = '2011-06-15'
+STS_ACTION = 'AssumeRoleWithWebIdentity'
+DEFAULT_ACCOUNT = '123456789012'
+DEFAULT_IMDS_ROLE = 'irsafs-test-role'
+DEFAULT_LIFETIME = 3600
+DEFAULT_SUBJECT = 'system:serviceaccount:default:irsafs'
+CONTAINER_PREFIX = '/__creds/'
+CONTAINER_PATHS = frozenset({'/v1/credentials'})
+IMDS_PREFIX = '/latest/'
+IMDS_TOKEN_PATH = '/latest/api/token'
+IMDS_CREDENTIALS_PATH = '/latest/meta-data/iam/security-credentials/'
+IMDS_MAX_TTL = 21600
+ENDPOINTS = ('sts', 'container', 'imds')
+# Op names of the credential endpoints in the statistics (everything else is an S3 op).
+CREDENTIAL_OPS = frozenset({STS_ACTION, 'STSOther', 'ContainerCredentials', 'IMDSToken',
+                            'IMDSRoleName', 'IMDSCredentials', 'IMDSOther'})
+# S3 rejections of a credential's token, counted apart in the statistics.
+TOKEN_REJECTION_CODES = ('ExpiredToken', 'InvalidToken')
+# How a revoked temporary credential is refused by S3, by the code given to /__irsafs/revoke.
+REVOCATION_ERRORS = {
+    'InvalidToken': (400, 'The provided token is malformed or otherwise invalid.'),
+    'ExpiredToken': (400, 'The provided token has expired.'),
+    'AccessDenied': (403, 'Access Denied'),
+    'InvalidAccessKeyId': (403, 'The AWS Access Key Id you provided does not exist in our '
+                                'records.'),
+}
+# Default messages of injected failures (any other code gets a generic one).
+FAULT_MESSAGES = {
+    'Throttling': 'Rate exceeded',
+    'IDPCommunicationError': "Couldn't retrieve verification key from your identity provider, "
+                             'please reference AssumeRoleWithWebIdentity documentation for '
+                             'requirements',
+    'InternalFailure': 'An internal error has occurred',
+    'ServiceUnavailable': 'Service is unavailable. Please try again later.',
+    'ExpiredTokenException': 'Token expired: current date/time must be before the expiration '
+                             'date/time',
+    'InvalidIdentityToken': 'Incorrect token audience',
+    'IDPRejectedClaim': 'Identity provider rejected the claim',
+    'AccessDenied': 'Not authorized to perform sts:AssumeRoleWithWebIdentity',
+    'RegionDisabledException': 'STS is not activated in this region for account. Your '
+                               'account administrator can activate STS in this region using '
+                               'the IAM Console.',
+}
+ROLE_ARN_PATTERN = r'arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+'
+ROLE_ARN_RE = re.compile(r'arn:(aws[a-z-]*):iam::([0-9]{12}):role/([\w+=,.@/-]+)', re.ASCII)
+SESSION_NAME_PATTERN = r'[\w+=,.@-]*'
+SESSION_NAME_RE = re.compile(SESSION_NAME_PATTERN, re.ASCII)
+STS_HOST_RE = re.compile(r'sts(?:\.[a-z0-9-]+)?\.localhost')
+ACCOUNT_RE = re.compile(r'[0-9]{12}')
+UPPER_ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+
 
 def make_data(size, seed):
     """Return `size` deterministic pseudo-random bytes for `seed` (an int or a str).
@@ -124,6 +281,61 @@ def make_data(size, seed):
 def iso8601(timestamp):
     """Format epoch seconds like S3 list results: 2026-11-29T07:35:24.000Z."""
     return time.strftime('%Y-%m-%dT%H:%M:%S.000Z', time.gmtime(timestamp))
+
+
+def iso8601_seconds(timestamp):
+    """Format epoch seconds like STS and the metadata services: 2026-11-29T07:35:24Z."""
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(timestamp))
+
+
+def new_access_key_id(prefix='ASIA'):
+    """A random access key id in the AWS style: `prefix` and 16 characters of [A-Z2-7]."""
+    return prefix + ''.join(secrets.choice(UPPER_ALNUM) for _ in range(16))
+
+
+def new_secret_access_key():
+    """A random 40-character secret access key (base64 alphabet, so '+' and '/' occur)."""
+    return base64.b64encode(secrets.token_bytes(30)).decode()
+
+
+def new_session_token():
+    """A random session token of about 450 characters that, like real ones, contains '+',
+    '/' and a trailing '=' (characters a client must percent-encode or sign correctly)."""
+    while True:
+        token = 'IQoJb3JpZ2luX2VjE' + base64.b64encode(secrets.token_bytes(323)).decode()
+        if '+' in token and '/' in token and token.endswith('='):
+            return token
+
+
+def jwt_claims(token):
+    """The claims of a JWT (a dict), or {} when `token` is not one (the signature is not
+    checked: this server only compares the token with its token file)."""
+    parts = token.split('.')
+    if len(parts) != 3:
+        return {}
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + '=' * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def read_token_file(path):
+    """Return the contents of a token file without surrounding whitespace (opened afresh on
+    every call, so a rename or a ``..data`` symlink swap is seen at once)."""
+    with open(path, 'rb') as file:
+        return file.read().decode('utf-8', 'replace').strip()
+
+
+def write_token_file(path, token):
+    """Replace the token file at `path` atomically (write a temporary file, then rename it
+    over the old one), the way kubelet rotates projected tokens."""
+    path = os.fspath(path)
+    temporary = f'{path}.tmp-{os.getpid()}-{secrets.token_hex(4)}'
+    with open(temporary, 'w', encoding='utf-8') as file:
+        file.write(token)
+    os.replace(temporary, path)
 
 
 def xml_text(value):
@@ -243,6 +455,81 @@ class ControlError(Exception):
         self.status = status
 
 
+class CredentialError(Exception):
+    """A failure of a credential endpoint (STS, container, IMDS), answered in that endpoint's
+    error format with `status`, `code` and `message`."""
+
+    def __init__(self, status, code, message):
+        super().__init__(f'{status} {code}: {message}')
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass
+class TemporaryCredential:
+    """A credential issued by one of the credential endpoints (`source` is ``sts``,
+    ``container`` or ``imds``). S3 accepts it, with its token, until `expires` (epoch
+    seconds, a whole second: the Expiration the client was told) unless `revoked`, which is
+    then the S3Error S3 answers instead."""
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    source: str
+    issued: float
+    expires: int
+    role_arn: str = None
+    session_name: str = None
+    revoked: object = None
+
+    def describe(self, now):
+        """The credential as JSON-ready data for the statistics (no secret, no token)."""
+        return {'access_key_id': self.access_key_id, 'source': self.source,
+                'role_arn': self.role_arn, 'session_name': self.session_name,
+                'issued': iso8601_seconds(self.issued), 'expiration': iso8601_seconds(self.expires),
+                'issued_epoch': self.issued, 'expires_epoch': self.expires,
+                'expired': now >= self.expires,
+                'revoked': None if self.revoked is None else self.revoked.code}
+
+
+@dataclasses.dataclass
+class Fault:
+    """Failure injection for one credential endpoint: the next `count` requests fail with
+    `status` and `code` (and `message`, or a default for the code); every request, failing
+    or not, first waits `delay` seconds."""
+    count: int = 0
+    status: int = 503
+    code: str = 'ServiceUnavailable'
+    message: str = None
+    delay: float = 0.0
+
+    @classmethod
+    def from_settings(cls, count=0, status=503, code='ServiceUnavailable', message=None,
+                      delay=0):
+        """Validate settings from the command line or the control API."""
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError('count must be a non-negative integer')
+        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
+            raise ValueError('status must be an HTTP status code (100..599)')
+        if not isinstance(code, str) or not code:
+            raise ValueError('code must be a non-empty string')
+        if message is not None and not isinstance(message, str):
+            raise ValueError('message must be a string')
+        if (not isinstance(delay, (int, float)) or isinstance(delay, bool)
+                or not 0 <= delay <= 600):
+            raise ValueError('delay must be a number of seconds between 0 and 600')
+        return cls(count, status, code, message, float(delay))
+
+    def error(self):
+        return CredentialError(self.status, self.code,
+                               self.message or FAULT_MESSAGES.get(
+                                   self.code, f'Injected failure ({self.code})'))
+
+    def describe(self):
+        return {'count': self.count, 'status': self.status, 'code': self.code,
+                'message': self.message, 'delay': self.delay}
+
+
 @dataclasses.dataclass(frozen=True)
 class S3Object:
     """One stored object."""
@@ -349,14 +636,19 @@ class S3HTTPServer(http.server.ThreadingHTTPServer):
 class S3Server:
     """The server state (buckets, settings, credentials, statistics, a lock) and its socket.
 
-    `credentials` is an iterable of (akid, secret, session token or None). Buckets, objects
-    and statistics are guarded by `lock`; stored bytes are immutable and are sent unlocked.
+    `credentials` is an iterable of (akid, secret, session token or None): the static
+    credentials, kept in ``self.credentials`` {akid: (secret, token)}. Temporary credentials
+    issued by the credential endpoints are kept apart, in ``self.temporary`` {akid:
+    TemporaryCredential}. `credential_settings` is a dict of keyword arguments of
+    `configure_credentials`; `faults` maps an endpoint (``sts``, ``container``, ``imds``) to
+    keyword arguments of `Fault.from_settings`. Everything mutable is guarded by `lock`;
+    stored bytes are immutable and are sent unlocked.
     """
 
     def __init__(self, host='127.0.0.1', port=0, region=DEFAULT_REGION,
                  buckets=(DEFAULT_BUCKET,), credentials=None, page_size=MAX_LIST_KEYS,
                  ignore_encoding_type=False, no_auth=False, verbose=False,
-                 handler_class=None):
+                 handler_class=None, credential_settings=None, faults=None):
         self.lock = threading.Lock()
         self.region = region
         self.credentials = {akid: (secret, token) for akid, secret, token in
@@ -366,7 +658,26 @@ class S3Server:
         self.ignore_encoding_type = ignore_encoding_type
         self.no_auth = no_auth
         self.verbose = verbose
+        # Credential endpoints: settings, injected faults, issued credentials, IMDS tokens
+        # ({token: expiry}) and every web identity token seen in the STS token file.
+        self.account_id = DEFAULT_ACCOUNT
+        self.sts_token_file = None
+        self.sts_role_arn = None
+        self.sts_duration = DEFAULT_LIFETIME
+        self.container_credentials = False
+        self.container_token_file = None
+        self.container_duration = DEFAULT_LIFETIME
+        self.imds = False
+        self.imds_role = DEFAULT_IMDS_ROLE
+        self.imds_duration = DEFAULT_LIFETIME
+        self.faults = {endpoint: Fault() for endpoint in ENDPOINTS}
+        self.temporary = {}
+        self.imds_tokens = {}
+        self.seen_web_identity_tokens = set()
         self.reset_stats()
+        self.configure_credentials(**(credential_settings or {}))
+        for endpoint, settings in (faults or {}).items():
+            self.set_fault(endpoint, **settings)
         self.httpd = S3HTTPServer((host, port), handler_class or S3RequestHandler, self)
         self._thread = None
 
@@ -423,29 +734,180 @@ class S3Server:
         with self.lock:
             self.stats = {'requests': collections.Counter(), 'statuses': collections.Counter(),
                           'auth_failures': 0, 'bytes_sent': 0,
-                          'log': collections.deque(maxlen=LOG_LENGTH)}
+                          'log': collections.deque(maxlen=LOG_LENGTH),
+                          'issued': collections.deque(maxlen=LOG_LENGTH),
+                          'token_rejections': collections.Counter(),
+                          'injected_failures': collections.Counter()}
 
-    def record(self, entry, auth_failed):
-        """Count one S3 request; `entry` is its log entry."""
+    def record(self, entry, auth_failed, rejection=None):
+        """Count one S3 or credential endpoint request; `entry` is its log entry and
+        `rejection` the S3 error code when S3 refused the credential's token."""
         with self.lock:
             self.stats['requests'][entry['op']] += 1
             self.stats['statuses'][str(entry['status'])] += 1
             self.stats['auth_failures'] += auth_failed
             self.stats['bytes_sent'] += entry['bytes']
             self.stats['log'].append(entry)
+            if rejection is not None:
+                self.stats['token_rejections'][rejection] += 1
 
     def stats_snapshot(self):
-        """Return the statistics as JSON-ready data."""
+        """Return the statistics as JSON-ready data. The ``credentials`` part is there only
+        while a credential endpoint is enabled, so an S3-only server keeps the old shape."""
         with self.lock:
-            return {'requests': dict(self.stats['requests']),
-                    'statuses': dict(self.stats['statuses']),
-                    'auth_failures': self.stats['auth_failures'],
-                    'bytes_sent': self.stats['bytes_sent'],
-                    'log': list(self.stats['log'])}
+            snapshot = {'requests': dict(self.stats['requests']),
+                        'statuses': dict(self.stats['statuses']),
+                        'auth_failures': self.stats['auth_failures'],
+                        'bytes_sent': self.stats['bytes_sent'],
+                        'log': list(self.stats['log'])}
+            if self.credential_endpoints_enabled():
+                now = time.time()
+                snapshot['credentials'] = {
+                    'issued': [self.temporary[akid].describe(now)
+                               for akid in self.stats['issued']],
+                    'token_rejections': {code: self.stats['token_rejections'][code]
+                                         for code in TOKEN_REJECTION_CODES},
+                    'injected_failures': {endpoint: self.stats['injected_failures'][endpoint]
+                                          for endpoint in ENDPOINTS},
+                }
+            return snapshot
+
+    # Credential endpoints: state
+
+    def credential_endpoints_enabled(self):
+        return (self.sts_token_file is not None or self.container_enabled()
+                or bool(self.imds))
+
+    def container_enabled(self):
+        return bool(self.container_credentials)
+
+    def credential_settings(self):
+        return {'account_id': self.account_id,
+                'sts_token_file': self.sts_token_file, 'sts_role_arn': self.sts_role_arn,
+                'sts_duration': self.sts_duration,
+                'container_credentials': self.container_credentials,
+                'container_token_file': self.container_token_file,
+                'container_duration': self.container_duration,
+                'imds': self.imds, 'imds_role': self.imds_role,
+                'imds_duration': self.imds_duration}
+
+    def configure_credentials(self, **settings):
+        """Change the credential endpoint settings (see ``credential_settings`` for the
+        names; None clears a file or the role restriction); return all of them. Setting a
+        container token file also enables the container endpoint unless
+        ``container_credentials`` is given too. Changing nothing is allowed."""
+        unknown = set(settings) - set(self.credential_settings())
+        if unknown:
+            raise ValueError(f'unknown credential settings: {sorted(unknown)}')
+        for name in ('sts_duration', 'container_duration', 'imds_duration'):
+            value = settings.get(name)
+            if name in settings and (not isinstance(value, (int, float))
+                                     or isinstance(value, bool)):
+                raise ValueError(f'{name} must be a number of seconds')
+        for name in ('sts_token_file', 'container_token_file', 'sts_role_arn'):
+            if settings.get(name) is not None and not isinstance(settings[name], str):
+                raise ValueError(f'{name} must be a string or null')
+        for name in ('container_credentials', 'imds'):
+            if name in settings and not isinstance(settings[name], bool):
+                raise ValueError(f'{name} must be true or false')
+        if 'sts_role_arn' in settings and settings['sts_role_arn'] is not None and \
+                not ROLE_ARN_RE.fullmatch(settings['sts_role_arn']):
+            raise ValueError(f'sts_role_arn must match {ROLE_ARN_PATTERN}')
+        if 'imds_role' in settings and (not isinstance(settings['imds_role'], str)
+                                        or not re.fullmatch(r'[\w+=,.@-]+',
+                                                            settings['imds_role'], re.ASCII)):
+            raise ValueError('imds_role must be a role name ([\\w+=,.@-]+)')
+        if 'account_id' in settings and not (isinstance(settings['account_id'], str)
+                                             and ACCOUNT_RE.fullmatch(settings['account_id'])):
+            raise ValueError('account_id must be 12 digits')
+        if settings.get('container_token_file') is not None:
+            settings.setdefault('container_credentials', True)
+        with self.lock:
+            for name, value in settings.items():
+                setattr(self, name, value)
+        if settings.get('sts_token_file') is not None:
+            try:
+                self.current_web_identity_token()
+            except OSError:
+                pass  # the file may be written later
+        return self.credential_settings()
+
+    def current_web_identity_token(self):
+        """Read the STS token file; remember the token so that presenting it after it has been
+        replaced gives ExpiredTokenException. Raises OSError."""
+        token = read_token_file(self.sts_token_file)
+        if token:
+            with self.lock:
+                self.seen_web_identity_tokens.add(token)
+        return token
+
+    def set_fault(self, endpoint, **settings):
+        """Replace the failure injection of `endpoint`; return its description."""
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f'endpoint must be one of {list(ENDPOINTS)}')
+        fault = Fault.from_settings(**settings)
+        with self.lock:
+            self.faults[endpoint] = fault
+        return fault.describe()
+
+    def take_fault(self, endpoint):
+        """Return (delay, CredentialError or None) for the next request to `endpoint`,
+        using up one injected failure."""
+        with self.lock:
+            fault = self.faults[endpoint]
+            if fault.count <= 0:
+                return fault.delay, None
+            fault.count -= 1
+            self.stats['injected_failures'][endpoint] += 1
+            return fault.delay, fault.error()
+
+    def issue_credential(self, source, lifetime, role_arn=None, session_name=None):
+        """Create and register a temporary credential valid for `lifetime` seconds (its
+        expiry is rounded down to a whole second, as the Expiration sent); return it."""
+        now = time.time()
+        credential = TemporaryCredential(
+            new_access_key_id(), new_secret_access_key(), new_session_token(), source, now,
+            math.floor(now + lifetime), role_arn, session_name)
+        with self.lock:
+            self.temporary[credential.access_key_id] = credential
+            self.stats['issued'].append(credential.access_key_id)
+        return credential
+
+    def revoke_credentials(self, code='InvalidToken', status=None, message=None):
+        """Revoke every temporary credential issued so far: S3 then answers `code` (see
+        REVOCATION_ERRORS) for them. Return how many were revoked (not counting those already
+        revoked)."""
+        if code not in REVOCATION_ERRORS:
+            raise ValueError(f'code must be one of {sorted(REVOCATION_ERRORS)}')
+        default_status, default_message = REVOCATION_ERRORS[code]
+        if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+            raise ValueError('status must be an HTTP error status (400..599)')
+        error = S3Error(status or default_status, code, message or default_message)
+        with self.lock:
+            fresh = [credential for credential in self.temporary.values()
+                     if credential.revoked is None]
+            for credential in fresh:
+                credential.revoked = error
+        return len(fresh)
+
+    def new_imds_token(self, ttl):
+        token = base64.urlsafe_b64encode(secrets.token_bytes(42)).decode()
+        now = time.monotonic()
+        with self.lock:
+            self.imds_tokens = {key: expiry for key, expiry in self.imds_tokens.items()
+                                if expiry > now}
+            self.imds_tokens[token] = now + ttl
+        return token
+
+    def imds_token_valid(self, token):
+        with self.lock:
+            expiry = self.imds_tokens.get(token)
+        return expiry is not None and time.monotonic() < expiry
 
 
 class S3RequestHandler(http.server.BaseHTTPRequestHandler):
-    """Dispatches each request: control API, then `handle_extra`, then S3.
+    """Dispatches each request: control API, then `handle_extra`, then the credential
+    endpoints (`handle_credentials`), then S3.
 
     Before dispatch `raw_path`, `raw_query` (as sent, undecoded), `body` (bytes) and
     `request_id` are set. S3 operations are methods named in OPERATIONS; they read
@@ -470,6 +932,11 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         ('GET', 'stats'): 'control_stats',
         ('POST', 'reset'): 'control_reset',
         ('POST', 'config'): 'control_config',
+        ('POST', 'cred-config'): 'control_cred_config',
+        ('POST', 'sts-fail'): 'control_sts_fail',
+        ('POST', 'container-fail'): 'control_container_fail',
+        ('POST', 'imds-fail'): 'control_imds_fail',
+        ('POST', 'revoke'): 'control_revoke',
     }
 
     @property
@@ -502,7 +969,7 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         self.virtual_bucket = self.virtual_host_bucket()
         if self.virtual_bucket is None and self.raw_path.startswith(CONTROL_PREFIX):
             self.handle_control()
-        elif not self.handle_extra():
+        elif not self.handle_extra() and not self.handle_credentials():
             self.handle_s3()
 
     do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = do_PATCH = do_OPTIONS = dispatch
@@ -553,6 +1020,7 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         self.bucket_name, self.key = self.s3_address()
         op = self.s3_operation()
         auth_failed = False
+        rejection = None
         try:
             self.params = self.decode_params()
             if not self.s3.no_auth:
@@ -570,6 +1038,8 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
                               f'{op} is not implemented by this test server.')
             getattr(self, self.OPERATIONS[op])()
         except S3Error as error:
+            if auth_failed and error.code in TOKEN_REJECTION_CODES:
+                rejection = error.code
             self.send_s3_error(error)
         except ConnectionError:
             raise
@@ -582,7 +1052,7 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
                             'query': self.raw_query, 'status': self.status,
                             'range': self.headers.get('Range'),
                             'if_match': self.headers.get('If-Match'),
-                            'bytes': self.bytes_sent}, auth_failed)
+                            'bytes': self.bytes_sent}, auth_failed, rejection)
 
     def s3_address(self):
         """Return (bucket name or None, key bytes or None) from the decoded path."""
@@ -630,7 +1100,9 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
             raise S3Error(403, 'AccessDenied', 'Access Denied')
         (akid, scope_date, region, service, terminator), signed, signature = \
             self.parse_authorization(header)
-        if akid not in self.s3.credentials:
+        with self.s3.lock:
+            temporary = self.s3.temporary.get(akid)
+        if akid not in self.s3.credentials and temporary is None:
             raise S3Error(403, 'InvalidAccessKeyId',
                           'The AWS Access Key Id you provided does not exist in our records.',
                           [('AWSAccessKeyId', akid)])
@@ -655,10 +1127,14 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
             raise S3Error(403, 'AccessDenied',
                           'There were headers present in the request which were not signed',
                           [('HeadersNotSigned', ', '.join(sorted(unsigned)))])
-        secret, token = self.s3.credentials[akid]
-        if self.headers.get('x-amz-security-token') != token:
-            raise S3Error(403, 'InvalidToken',
-                          'The provided token is malformed or otherwise invalid.')
+        if akid in self.s3.credentials:
+            secret, token = self.s3.credentials[akid]
+            if self.headers.get('x-amz-security-token') != token:
+                raise S3Error(403, 'InvalidToken',
+                              'The provided token is malformed or otherwise invalid.')
+        else:
+            secret, token = temporary.secret_access_key, temporary.session_token
+            self.check_temporary_credential(temporary)
         canonical_request, string_to_sign, expected = self.expected_signature(
             akid, secret, token, amz_date, signed)
         if not hmac.compare_digest(expected.encode(), signature.encode('latin-1')):
@@ -678,6 +1154,18 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
                           'was computed.',
                           [('ClientComputedContentSHA256', content_sha256),
                            ('S3ComputedContentSHA256', body_sha256)])
+
+    def check_temporary_credential(self, credential):
+        """Check the token sent with an issued credential, then that the credential is
+        neither revoked nor expired; raise S3Error as S3 does (both 400)."""
+        if self.headers.get('x-amz-security-token') != credential.session_token:
+            raise S3Error(400, 'InvalidToken',
+                          'The provided token is malformed or otherwise invalid.')
+        if credential.revoked is not None:
+            revoked = credential.revoked
+            raise S3Error(revoked.status, revoked.code, revoked.message)
+        if time.time() >= credential.expires:
+            raise S3Error(400, 'ExpiredToken', 'The provided token has expired.')
 
     @staticmethod
     def parse_authorization(header):
@@ -856,6 +1344,257 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
             headers['Content-Range'] = f'bytes {first}-{last}/{len(body)}'
             self.send(206, headers, body[first:last + 1])
 
+    # Credential endpoints
+
+    def handle_credentials(self):
+        """Answer the request if it is for an enabled credential endpoint (STS, container
+        credentials, IMDS) and return True; else return False. Injected delays and failures
+        (`S3Server.take_fault`) come first; every request is counted under its op name."""
+        route = self.credential_route()
+        if route is None:
+            return False
+        endpoint, op, handler = route
+        self.sts_id = None
+        try:
+            delay, failure = self.s3.take_fault(endpoint)
+            if delay:
+                time.sleep(delay)
+            if failure is not None:
+                raise failure
+            handler()
+        except CredentialError as error:
+            self.send_credential_error(endpoint, error)
+        except ConnectionError:
+            raise
+        except Exception:  # pylint: disable=broad-except
+            traceback.print_exc()
+            self.send_credential_error(endpoint, CredentialError(
+                500, 'InternalFailure', 'An internal error has occurred'))
+        finally:
+            self.s3.record({'op': op, 'method': self.command, 'path': self.raw_path,
+                            'query': self.raw_query, 'status': self.status, 'range': None,
+                            'if_match': None, 'bytes': self.bytes_sent}, False)
+        return True
+
+    def credential_route(self):
+        """Return (endpoint, op name, method) for a credential endpoint request, else None."""
+        path = self.raw_path
+        path_style = self.virtual_bucket is None
+        if self.s3.sts_token_file is not None and path == '/' and (
+                path_style or STS_HOST_RE.fullmatch(
+                    self.headers.get('Host', '').rsplit(':', 1)[0].lower())):
+            if self.command == 'POST':
+                action = dict(urllib.parse.parse_qsl(
+                    self.body.decode('utf-8', 'replace'), keep_blank_values=True)).get('Action')
+            else:
+                action = dict(parse_query(self.raw_query)).get(b'Action')
+                action = None if action is None else action.decode('utf-8', 'replace')
+            if self.command == 'POST' or action is not None:
+                return 'sts', STS_ACTION if action == STS_ACTION else 'STSOther', self.sts_request
+        if self.s3.container_enabled() and path_style and (
+                path in CONTAINER_PATHS or path.startswith(CONTAINER_PREFIX)):
+            return 'container', 'ContainerCredentials', self.container_request
+        if self.s3.imds and path_style and path.startswith(IMDS_PREFIX):
+            if path == IMDS_TOKEN_PATH:
+                return 'imds', 'IMDSToken', self.imds_token
+            if path in (IMDS_CREDENTIALS_PATH, IMDS_CREDENTIALS_PATH.rstrip('/')):
+                return 'imds', 'IMDSRoleName', self.imds_role_name
+            if path.startswith(IMDS_CREDENTIALS_PATH):
+                return 'imds', 'IMDSCredentials', self.imds_credentials
+            return 'imds', 'IMDSOther', self.imds_other
+        return None
+
+    def send_credential_error(self, endpoint, error):
+        """Send `error` the way `endpoint` reports errors: STS an ErrorResponse document,
+        the container endpoint a JSON object, IMDS an HTML page."""
+        if endpoint == 'sts':
+            kind = 'Sender' if error.status < 500 else 'Receiver'
+            body = (f'<ErrorResponse xmlns="{STS_XMLNS}">\n'
+                    f'  <Error>\n    <Type>{kind}</Type>\n    <Code>{xml_text(error.code)}</Code>\n'
+                    f'    <Message>{xml_text(error.message)}</Message>\n  </Error>\n'
+                    f'  <RequestId>{self.sts_request_id()}</RequestId>\n</ErrorResponse>\n')
+            self.send(error.status, {'Content-Type': 'text/xml',
+                                     'x-amzn-RequestId': self.sts_request_id()},
+                      body.encode('utf-8', 'surrogateescape'))
+        elif endpoint == 'container':
+            self.send(error.status, {'Content-Type': 'application/json'},
+                      json.dumps({'Code': error.code, 'Message': error.message}).encode())
+        else:
+            self.send(error.status, {'Content-Type': 'text/html'}, imds_error_page(error.status))
+
+    def sts_request_id(self):
+        """The request id of an STS answer (a UUID, as STS uses), made once per request."""
+        if self.sts_id is None:
+            self.sts_id = str(uuid.uuid4())
+        return self.sts_id
+
+    # Credential endpoints: STS
+
+    def sts_request(self):
+        """AssumeRoleWithWebIdentity: an unsigned, form-encoded POST."""
+        if self.command != 'POST':
+            raise CredentialError(400, 'InvalidAction',
+                                  'This test STS endpoint only accepts POST with the '
+                                  'parameters in an application/x-www-form-urlencoded body')
+        content_type = self.headers.get('Content-Type', '')
+        if content_type.split(';')[0].strip().lower() != 'application/x-www-form-urlencoded':
+            raise CredentialError(400, 'InvalidParameterValue',
+                                  'The request body must be application/x-www-form-urlencoded '
+                                  f'(Content-Type was {content_type!r})')
+        try:
+            params = dict(urllib.parse.parse_qsl(self.body.decode('utf-8'),
+                                                 keep_blank_values=True))
+        except UnicodeDecodeError:
+            raise CredentialError(400, 'InvalidParameterValue',
+                                  'The request body is not UTF-8 once decoded') from None
+        action = params.get('Action')
+        if action is None:
+            raise CredentialError(400, 'MissingAction',
+                                  'Missing Action (this test server reads parameters from the '
+                                  'form-encoded body only)')
+        if action != STS_ACTION:
+            raise CredentialError(400, 'InvalidAction',
+                                  f'Could not find operation {action} for version '
+                                  f'{params.get("Version")} (this test server implements only '
+                                  f'{STS_ACTION})')
+        if params.get('Version') != STS_VERSION:
+            raise CredentialError(400, 'InvalidAction',
+                                  f'Could not find operation {STS_ACTION} for version '
+                                  f'{params.get("Version")}')
+        signed = self.signing_evidence(params)
+        if signed:
+            raise CredentialError(400, 'InvalidParameterValue',
+                                  f'{STS_ACTION} must be sent unsigned, but the request '
+                                  f'carries {", ".join(signed)}')
+        errors = sts_validation_errors(params)
+        if errors:
+            count = len(errors)
+            raise CredentialError(400, 'ValidationError',
+                                  f'{count} validation error{"s" if count > 1 else ""} '
+                                  f'detected: ' + '; '.join(errors))
+        token = params['WebIdentityToken']
+        self.check_web_identity_token(token)
+        role_arn = params['RoleArn']
+        if self.s3.sts_role_arn is not None and role_arn != self.s3.sts_role_arn:
+            raise CredentialError(403, 'AccessDenied',
+                                  'Not authorized to perform sts:AssumeRoleWithWebIdentity')
+        session_name = params['RoleSessionName']
+        credential = self.s3.issue_credential('sts', self.s3.sts_duration, role_arn,
+                                              session_name)
+        self.send(200, {'Content-Type': 'text/xml', 'x-amzn-RequestId': self.sts_request_id()},
+                  sts_response(role_arn, session_name, token, credential,
+                               self.sts_request_id()).encode())
+
+    def signing_evidence(self, params):
+        """Names of the signing headers and parameters the request carries."""
+        found = [name for name in ('Authorization', 'X-Amz-Security-Token')
+                 if name in self.headers]
+        query = {name.decode('utf-8', 'replace') for name, _ in parse_query(self.raw_query)}
+        for name in ('X-Amz-Signature', 'X-Amz-Credential', 'X-Amz-Security-Token'):
+            if name in params or name in query:
+                found.append(f'the {name} parameter')
+        return found
+
+    def check_web_identity_token(self, token):
+        """Accept only the token now in the STS token file (whitespace around either is
+        ignored: a file written with a trailing newline still works)."""
+        token = token.strip()
+        try:
+            current = self.s3.current_web_identity_token()
+        except OSError as error:
+            raise CredentialError(400, 'InvalidIdentityToken',
+                                  f'Incorrect token audience (the test server cannot read its '
+                                  f'token file: {error.strerror})') from None
+        if current and hmac.compare_digest(token.encode(), current.encode()):
+            return
+        with self.s3.lock:
+            seen = token in self.s3.seen_web_identity_tokens
+        if seen:
+            now = int(time.time())
+            expiry = jwt_claims(token).get('exp', now - 1)
+            raise CredentialError(400, 'ExpiredTokenException',
+                                  f'Token expired: current date/time {now} must be before the '
+                                  f'expiration date/time {expiry}')
+        raise CredentialError(400, 'InvalidIdentityToken', 'Incorrect token audience')
+
+    # Credential endpoints: container credentials (EKS Pod Identity, ECS)
+
+    def container_request(self):
+        if self.command != 'GET':
+            raise CredentialError(405, 'MethodNotAllowed', f'{self.command} is not allowed')
+        token_file = self.s3.container_token_file
+        if token_file is not None:
+            try:
+                expected = read_token_file(token_file)
+            except OSError as error:
+                raise CredentialError(403, 'AccessDenied',
+                                      'The test server cannot read its authorization token '
+                                      f'file: {error.strerror}') from None
+            sent = self.headers.get('Authorization')
+            if sent is None:
+                raise CredentialError(401, 'Unauthorized',
+                                      'The Authorization header is missing')
+            if not expected or not hmac.compare_digest(sent.encode('latin-1'),
+                                                       expected.encode('utf-8')):
+                hint = (' (send the token itself, without "Bearer ")'
+                        if expected and sent == f'Bearer {expected}' else '')
+                raise CredentialError(403, 'AccessDenied',
+                                      'The Authorization header does not match the '
+                                      f'authorization token{hint}')
+        credential = self.s3.issue_credential('container', self.s3.container_duration)
+        body = {'AccessKeyId': credential.access_key_id,
+                'SecretAccessKey': credential.secret_access_key,
+                'Token': credential.session_token,
+                'AccountId': self.s3.account_id,
+                'Expiration': iso8601_seconds(credential.expires)}
+        self.send(200, {'Content-Type': 'application/json'}, json.dumps(body).encode())
+
+    # Credential endpoints: IMDSv2
+
+    def imds_token(self):
+        if self.command != 'PUT':
+            raise CredentialError(405, 'MethodNotAllowed', f'{self.command} is not allowed')
+        if 'X-Forwarded-For' in self.headers:
+            raise CredentialError(403, 'Forbidden', 'X-Forwarded-For is not allowed')
+        ttl = self.headers.get('X-aws-ec2-metadata-token-ttl-seconds', '').strip()
+        if not ttl.isdigit() or not 1 <= int(ttl) <= IMDS_MAX_TTL:
+            raise CredentialError(400, 'BadRequest',
+                                  'X-aws-ec2-metadata-token-ttl-seconds must be 1..21600')
+        token = self.s3.new_imds_token(int(ttl))
+        self.send(200, {'Content-Type': 'text/plain',
+                        'X-aws-ec2-metadata-token-ttl-seconds': str(int(ttl))}, token.encode())
+
+    def imds_check_token(self):
+        """IMDSv2 only: a metadata request needs a valid session token."""
+        if self.command not in ('GET', 'HEAD'):
+            raise CredentialError(405, 'MethodNotAllowed', f'{self.command} is not allowed')
+        token = self.headers.get('X-aws-ec2-metadata-token')
+        if token is None or not self.s3.imds_token_valid(token):
+            raise CredentialError(401, 'Unauthorized', 'a valid IMDSv2 token is required')
+
+    def imds_role_name(self):
+        self.imds_check_token()
+        self.send(200, {'Content-Type': 'text/plain'}, self.s3.imds_role.encode())
+
+    def imds_credentials(self):
+        self.imds_check_token()
+        role = unquote_to_bytes(self.raw_path[len(IMDS_CREDENTIALS_PATH):]).decode(
+            'utf-8', 'replace')
+        if role != self.s3.imds_role:
+            raise CredentialError(404, 'NotFound', f'no role {role}')
+        role_arn = f'arn:aws:iam::{self.s3.account_id}:role/{role}'
+        credential = self.s3.issue_credential('imds', self.s3.imds_duration, role_arn)
+        body = {'Code': 'Success', 'LastUpdated': iso8601_seconds(credential.issued),
+                'Type': 'AWS-HMAC', 'AccessKeyId': credential.access_key_id,
+                'SecretAccessKey': credential.secret_access_key,
+                'Token': credential.session_token,
+                'Expiration': iso8601_seconds(credential.expires)}
+        self.send(200, {'Content-Type': 'text/plain'}, json.dumps(body, indent=2).encode())
+
+    def imds_other(self):
+        self.imds_check_token()
+        raise CredentialError(404, 'NotFound', 'not served by this test server')
+
     # Control API
 
     def handle_control(self):
@@ -915,6 +1654,121 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def control_config(self, _query):
         return self.s3.configure(**json.loads(self.body or b'{}'))
+
+    def json_object(self):
+        value = json.loads(self.body or b'{}')
+        if not isinstance(value, dict):
+            raise ValueError('the body must be a JSON object')
+        return value
+
+    def control_cred_config(self, _query):
+        return self.s3.configure_credentials(**self.json_object())
+
+    def control_sts_fail(self, _query):
+        return self.s3.set_fault('sts', **self.json_object())
+
+    def control_container_fail(self, _query):
+        return self.s3.set_fault('container', **self.json_object())
+
+    def control_imds_fail(self, _query):
+        return self.s3.set_fault('imds', **self.json_object())
+
+    def control_revoke(self, _query):
+        return {'revoked': self.s3.revoke_credentials(**self.json_object())}
+
+
+def sts_validation_errors(params):
+    """The AssumeRoleWithWebIdentity parameter errors, worded like STS's ValidationError."""
+    errors = []
+
+    def value(name):
+        return params.get(name[0].upper() + name[1:])
+
+    def fail(name, constraint):
+        shown = 'null' if value(name) is None else f"'{value(name)}'"
+        errors.append(f"Value {shown} at '{name}' failed to satisfy constraint: "
+                      f'Member must {constraint}')
+
+    for name in ('roleArn', 'roleSessionName', 'webIdentityToken'):
+        if value(name) is None:
+            fail(name, 'not be null')
+    role_arn, session_name = value('roleArn'), value('roleSessionName')
+    if role_arn is not None and not ROLE_ARN_RE.fullmatch(role_arn):
+        fail('roleArn', f'satisfy regular expression pattern: {ROLE_ARN_PATTERN}')
+    if session_name is not None:
+        if len(session_name) < 2:
+            fail('roleSessionName', 'have length greater than or equal to 2')
+        elif len(session_name) > 64:
+            fail('roleSessionName', 'have length less than or equal to 64')
+        if not SESSION_NAME_RE.fullmatch(session_name):
+            fail('roleSessionName', f'satisfy regular expression pattern: '
+                                    f'{SESSION_NAME_PATTERN}')
+    token = value('webIdentityToken')
+    if token is not None and len(token) < 4:
+        fail('webIdentityToken', 'have length greater than or equal to 4')
+    duration = value('durationSeconds')
+    if duration is not None:
+        if not re.fullmatch('[0-9]{1,9}', duration):
+            fail('durationSeconds', 'be an integer')
+        elif int(duration) < 900:
+            fail('durationSeconds', 'have value greater than or equal to 900')
+        elif int(duration) > 43200:
+            fail('durationSeconds', 'have value less than or equal to 43200')
+    return errors
+
+
+def sts_response(role_arn, session_name, token, credential, request_id):
+    """The AssumeRoleWithWebIdentityResponse document, laid out like STS's (indented, and not
+    in alphabetical order, so that clients must find elements by name)."""
+    partition, account, role_path = ROLE_ARN_RE.fullmatch(role_arn).groups()
+    role_name = role_path.rstrip('/').rsplit('/', 1)[-1] or role_path
+    role_id = 'AROA' + ''.join(UPPER_ALNUM[byte % 32]
+                               for byte in hashlib.sha256(role_arn.encode()).digest()[:17])
+    claims = jwt_claims(token)
+    audience = claims.get('aud', 'sts.amazonaws.com')
+    if isinstance(audience, list):
+        audience = audience[0] if audience else 'sts.amazonaws.com'
+    issuer = claims.get('iss')
+    provider = (f'arn:{partition}:iam::{account}:oidc-provider/'
+                f'{str(issuer).removeprefix("https://")}' if issuer else 'www.amazon.com')
+    subject = claims.get('sub', DEFAULT_SUBJECT)
+    return (
+        f'<AssumeRoleWithWebIdentityResponse xmlns="{STS_XMLNS}">\n'
+        f'  <AssumeRoleWithWebIdentityResult>\n'
+        f'    <SubjectFromWebIdentityToken>{xml_text(str(subject))}'
+        f'</SubjectFromWebIdentityToken>\n'
+        f'    <Audience>{xml_text(str(audience))}</Audience>\n'
+        f'    <AssumedRoleUser>\n'
+        f'      <Arn>arn:{partition}:sts::{account}:assumed-role/{xml_text(role_name)}/'
+        f'{xml_text(session_name)}</Arn>\n'
+        f'      <AssumedRoleId>{role_id}:{xml_text(session_name)}</AssumedRoleId>\n'
+        f'    </AssumedRoleUser>\n'
+        f'    <Credentials>\n'
+        f'      <SessionToken>{credential.session_token}</SessionToken>\n'
+        f'      <SecretAccessKey>{credential.secret_access_key}</SecretAccessKey>\n'
+        f'      <Expiration>{iso8601_seconds(credential.expires)}</Expiration>\n'
+        f'      <AccessKeyId>{credential.access_key_id}</AccessKeyId>\n'
+        f'    </Credentials>\n'
+        f'    <Provider>{xml_text(provider)}</Provider>\n'
+        f'  </AssumeRoleWithWebIdentityResult>\n'
+        f'  <ResponseMetadata>\n'
+        f'    <RequestId>{request_id}</RequestId>\n'
+        f'  </ResponseMetadata>\n'
+        f'</AssumeRoleWithWebIdentityResponse>\n')
+
+
+def imds_error_page(status):
+    """The HTML page IMDS sends with an error status."""
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = 'Error'
+    return (f'<?xml version="1.0" encoding="iso-8859-1"?>\n'
+            f'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"\n'
+            f'\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">\n'
+            f'<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">\n'
+            f' <head>\n  <title>{status} - {phrase}</title>\n </head>\n'
+            f' <body>\n  <h1>{status} - {phrase}</h1>\n </body>\n</html>\n').encode()
 
 
 def malformed_authorization(detail):
@@ -990,6 +1844,59 @@ class Control:
         return self.call('POST', 'config', body=json.dumps(settings).encode(),
                          headers={'Content-Type': 'application/json'})
 
+    def post_json(self, action, value):
+        return self.call('POST', action, body=json.dumps(value).encode(),
+                         headers={'Content-Type': 'application/json'})
+
+    def cred_config(self, **settings):
+        """Change credential endpoint settings (``sts_token_file``, ``sts_role_arn``,
+        ``sts_duration``, ``container_credentials``, ``container_token_file``,
+        ``container_duration``, ``imds``, ``imds_role``, ``imds_duration``, ``account_id``);
+        return all of them."""
+        return self.post_json('cred-config', settings)
+
+    def sts_fail(self, count=1, status=503, code='ServiceUnavailable', delay=0, message=None):
+        """Make the next `count` STS calls fail with `status` and `code`, and every STS call
+        wait `delay` seconds first (until the next sts_fail; ``sts_fail(0)`` clears both)."""
+        return self.post_json('sts-fail', {'count': count, 'status': status, 'code': code,
+                                           'delay': delay, 'message': message})
+
+    def container_fail(self, count=1, status=503, code='ServiceUnavailable', delay=0,
+                       message=None):
+        """Like sts_fail, for the container credentials endpoint."""
+        return self.post_json('container-fail', {'count': count, 'status': status,
+                                                 'code': code, 'delay': delay,
+                                                 'message': message})
+
+    def imds_fail(self, count=1, status=503, code='ServiceUnavailable', delay=0,
+                  message=None):
+        """Like sts_fail, for every IMDS request (token, role name and credentials)."""
+        return self.post_json('imds-fail', {'count': count, 'status': status, 'code': code,
+                                            'delay': delay, 'message': message})
+
+    def revoke(self, code='InvalidToken', status=None, message=None):
+        """Revoke every temporary credential issued so far; S3 then refuses them with `code`
+        (InvalidToken or ExpiredToken, 400; AccessDenied or InvalidAccessKeyId, 403).
+        Return how many were revoked."""
+        return self.post_json('revoke', {'code': code, 'status': status,
+                                         'message': message})['revoked']
+
+    def credential_stats(self):
+        """The ``credentials`` part of the statistics: ``issued``, ``token_rejections`` and
+        ``injected_failures`` (a credential endpoint must be enabled)."""
+        return self.stats()['credentials']
+
+    def issued(self):
+        """The temporary credentials issued since the last reset, oldest first (dicts with
+        ``access_key_id``, ``source``, ``issued``, ``expiration``, ``expired``,
+        ``revoked``...)."""
+        return self.credential_stats()['issued']
+
+    def s3_requests(self):
+        """The S3 operation counts of the statistics, without the credential endpoints."""
+        return {op: count for op, count in self.stats()['requests'].items()
+                if op not in CREDENTIAL_OPS}
+
 
 def server_stderr(proc):
     """Return what a server started by start_server has written to stderr so far."""
@@ -1063,6 +1970,35 @@ def build_arg_parser():
                         help='ignore encoding-type=url like some S3-compatible servers')
     parser.add_argument('--no-auth', action='store_true', help='skip signature checks')
     parser.add_argument('--verbose', action='store_true', help='log requests to stderr')
+    group = parser.add_argument_group('credential endpoints (on the same port)')
+    group.add_argument('--account-id', default=DEFAULT_ACCOUNT,
+                       help='account of container and IMDS credentials')
+    group.add_argument('--sts-token-file', metavar='PATH',
+                       help='enable STS AssumeRoleWithWebIdentity (POST /), accepting only the '
+                            'token currently in PATH (read on every call)')
+    group.add_argument('--sts-role-arn', metavar='ARN',
+                       help='the only role STS lets the token assume (default: any)')
+    group.add_argument('--sts-duration', type=float, default=DEFAULT_LIFETIME, metavar='S',
+                       help='lifetime of STS credentials (DurationSeconds is only validated)')
+    group.add_argument('--container-credentials', action='store_true',
+                       help=f'enable container credentials (GET /v1/credentials or '
+                            f'{CONTAINER_PREFIX}...)')
+    group.add_argument('--container-token-file', metavar='PATH',
+                       help='require Authorization equal to the contents of PATH (implies '
+                            '--container-credentials)')
+    group.add_argument('--container-duration', type=float, default=DEFAULT_LIFETIME,
+                       metavar='S', help='lifetime of container credentials')
+    group.add_argument('--imds', action='store_true', help='enable IMDSv2 under /latest/')
+    group.add_argument('--imds-role', default=DEFAULT_IMDS_ROLE, metavar='NAME',
+                       help='the role IMDS reports')
+    group.add_argument('--imds-duration', type=float, default=DEFAULT_LIFETIME, metavar='S',
+                       help='lifetime of IMDS credentials')
+    for endpoint in ENDPOINTS:
+        group.add_argument(f'--{endpoint}-fail-first', type=int, default=0, metavar='N',
+                           help=f'the first N {endpoint} requests fail with 503 '
+                                f'ServiceUnavailable')
+        group.add_argument(f'--{endpoint}-delay', type=float, default=0.0, metavar='S',
+                           help=f'every {endpoint} request first waits S seconds')
     return parser
 
 
@@ -1070,9 +2006,22 @@ def main(argv=None, handler_class=None):
     """Run the server from the command line `argv`, with an optional handler subclass."""
     args = build_arg_parser().parse_args(argv)
     buckets = args.bucket or [DEFAULT_BUCKET]
-    server = S3Server(args.host, args.port, args.region, buckets, args.credentials,
-                      args.page_size, args.ignore_encoding_type, args.no_auth, args.verbose,
-                      handler_class)
+    credential_settings = {
+        'account_id': args.account_id, 'sts_token_file': args.sts_token_file,
+        'sts_role_arn': args.sts_role_arn, 'sts_duration': args.sts_duration,
+        'container_credentials': args.container_credentials or bool(args.container_token_file),
+        'container_token_file': args.container_token_file,
+        'container_duration': args.container_duration, 'imds': args.imds,
+        'imds_role': args.imds_role, 'imds_duration': args.imds_duration}
+    faults = {endpoint: {'count': getattr(args, f'{endpoint}_fail_first'),
+                         'delay': getattr(args, f'{endpoint}_delay')}
+              for endpoint in ENDPOINTS}
+    try:
+        server = S3Server(args.host, args.port, args.region, buckets, args.credentials,
+                          args.page_size, args.ignore_encoding_type, args.no_auth,
+                          args.verbose, handler_class, credential_settings, faults)
+    except ValueError as error:
+        sys.exit(f's3server: {error}')
     if args.dir:
         server.load_dir(buckets[0], args.dir)
     run(server, args.port_file)
