@@ -93,8 +93,11 @@ void fs_options_usage(FILE *out)
 	      "  -h, --help             show this help\n"
 	      "  -V, --version          show the version\n"
 	      "\n"
-	      "Credentials come from the AWS chain: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY\n"
-	      "(+ AWS_SESSION_TOKEN). AWS_CA_BUNDLE names a CA file for https endpoints.\n",
+	      "Credentials come from the AWS chain, in this order: AWS_ACCESS_KEY_ID and\n"
+	      "AWS_SECRET_ACCESS_KEY (+ AWS_SESSION_TOKEN); web identity (IRSA: AWS_ROLE_ARN and\n"
+	      "AWS_WEB_IDENTITY_TOKEN_FILE); container credentials (EKS Pod Identity, ECS);\n"
+	      "the EC2 instance role (IMDSv2). They are renewed before they expire.\n"
+	      "AWS_CA_BUNDLE names a CA file for https endpoints.\n",
 	      out);
 }
 
