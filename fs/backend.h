@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "s3/listing.h"
 #include "s3/status.h"
@@ -19,11 +20,13 @@ struct fs_backend {
 	 * owned by the caller (s3_listing_fini, also after a failure). Thread-safe. */
 	enum s3_status (*list)(void *ctx, const char *prefix, size_t prefix_len, const char *token,
 			       struct s3_listing *out, struct s3_error *err);
-	/* Reads up to length bytes at offset of key into buf; *got receives the count (less than
-	 * length only at the end of the object). etag, when not NULL, must still match (else
-	 * S3_PRECONDITION_FAILED). Thread-safe. */
+	/* Reads bytes at offset of key into iov, in order (one request for the total length);
+	 * *got receives the count (less than the total only at the end of the object). etag,
+	 * when not NULL, must still match (else S3_PRECONDITION_FAILED). progress, if not NULL,
+	 * is called with the count stored so far as bytes arrive. Thread-safe. */
 	enum s3_status (*read)(void *ctx, const char *key, size_t key_len, const char *etag,
-			       uint64_t offset, size_t length, char *buf, size_t *got,
+			       uint64_t offset, const struct iovec *iov, int iovcnt, size_t *got,
+			       void (*progress)(void *pctx, size_t got), void *pctx,
 			       struct s3_error *err);
 	void *ctx;
 };

@@ -17,7 +17,8 @@ static enum s3_status s3_list(void *ctx, const char *prefix, size_t prefix_len, 
 }
 
 static enum s3_status s3_read(void *ctx, const char *key, size_t key_len, const char *etag,
-			      uint64_t offset, size_t length, char *buf, size_t *got,
+			      uint64_t offset, const struct iovec *iov, int iovcnt, size_t *got,
+			      void (*progress)(void *pctx, size_t got), void *pctx,
 			      struct s3_error *err)
 {
 	struct s3_get_params params = {
@@ -25,10 +26,11 @@ static enum s3_status s3_read(void *ctx, const char *key, size_t key_len, const 
 		.key_len = key_len,
 		.if_match = etag,
 		.offset = offset,
-		.length = length,
+		.progress = progress,
+		.progress_ctx = pctx,
 	};
 
-	return s3_get_object(ctx, &params, buf, got, NULL, err);
+	return s3_get_object(ctx, &params, iov, iovcnt, got, NULL, err);
 }
 
 void fs_backend_s3_init(struct fs_backend *backend, struct s3_client *client)

@@ -27,6 +27,7 @@
 #include "fs/backend_s3.h"
 #include "fs/ops.h"
 #include "fs/options.h"
+#include "fs/reader.h"
 #include "fs/tree.h"
 #include "s3/client.h"
 #include "s3/log.h"
@@ -153,6 +154,7 @@ struct app {
 	struct s3_client *client;
 	struct fs_backend backend;
 	struct fs_tree *tree;
+	struct fs_reader *reader;
 	struct fs_ops_context ctx;
 };
 
@@ -211,6 +213,8 @@ static int connect_bucket(struct app *a)
 		.endpoint_url = a->o.endpoint_url,
 		.force_path_style = a->o.force_path_style,
 		.ca_bundle = a->o.ca_bundle,
+		/* The fetch workers, plus room for listings and the probe. */
+		.max_connections = a->o.max_connections + 4,
 	};
 	struct s3_list_params params = {
 		.prefix = a->o.prefix,
@@ -270,6 +274,10 @@ static int serve(struct app *a)
 		log_error("main", "cannot start the credential refresher");
 		return 1;
 	}
+	if (fs_reader_start(a->reader) != 0) {
+		log_error("main", "cannot start the fetch workers");
+		return 1;
+	}
 	loop = fuse_loop_cfg_create();
 	if (!loop) {
 		log_error("main", "out of memory");
@@ -302,13 +310,19 @@ static int mount_and_serve(struct app *a)
 		.dir_mode = a->o.dir_mode,
 		.metadata_ttl_ms = a->o.metadata_ttl_ms,
 	};
+	struct fs_reader_config rc = {
+		.cache_size = a->o.cache_size,
+		.max_connections = a->o.max_connections,
+	};
 	a->tree = fs_tree_create(&tc, &a->backend);
-	if (!a->tree) {
+	if (a->tree)
+		a->reader = fs_reader_create(a->tree, &a->backend, &rc);
+	if (!a->tree || !a->reader) {
 		fprintf(stderr, "irsafs: out of memory\n");
 		return 1;
 	}
 	a->ctx.tree = a->tree;
-	a->ctx.backend = &a->backend;
+	a->ctx.reader = a->reader;
 	if (fuse_set_signal_handlers(a->se) != 0) {
 		fprintf(stderr, "irsafs: cannot install signal handlers\n");
 		return 1;
@@ -338,6 +352,7 @@ static void app_fini(struct app *a)
 	if (a->se)
 		fuse_session_destroy(a->se);
 	fuse_opt_free_args(&a->args);
+	fs_reader_destroy(a->reader);
 	fs_tree_destroy(a->tree);
 	s3_client_destroy(a->client);
 	auth_chain_destroy(a->chain);

@@ -193,28 +193,37 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_ops_context *ctx = ctx_of(req);
 	struct fs_file *file;
+	bool keep_cache;
 	int rc;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
 		fuse_reply_err(req, EROFS);
 		return;
 	}
-	rc = fs_file_open(ctx->tree, ctx->backend, ino, &file);
+	rc = fs_file_open(ctx->reader, ino, &file, &keep_cache);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)file;
+	fi->keep_cache = keep_cache;
 	fi->noflush = 1;
 	if (fuse_reply_open(req, fi) != 0)
 		fs_file_release(file);
+}
+
+/* Sends the data straight from the cache blocks (fuse_reply_iov writes them with writev). */
+static int reply_read(void *ctx, const struct iovec *iov, int count)
+{
+	fuse_req_t req = ctx;
+
+	return count ? fuse_reply_iov(req, iov, count) : fuse_reply_buf(req, NULL, 0);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fs_file *file = (struct fs_file *)(uintptr_t)fi->fh;
-	char *buf;
 	ssize_t n;
 
 	(void)ino;
@@ -222,17 +231,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	buf = malloc(size ? size : 1);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	n = fs_file_read(file, buf, size, (uint64_t)off);
+	n = fs_file_read(file, size, (uint64_t)off, reply_read, req);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
-	else
-		fuse_reply_buf(req, buf, (size_t)n);
-	free(buf);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -8,14 +8,14 @@
 
 #include <fuse_lowlevel.h>
 
-#include "backend.h"
+#include "reader.h"
 #include "tree.h"
 
 /* The userdata handed to fuse_session_new with fs_lowlevel_ops. Both pointers are borrowed and
  * must outlive the session. */
 struct fs_ops_context {
 	struct fs_tree *tree;
-	const struct fs_backend *backend;
+	struct fs_reader *reader;
 };
 
 extern const struct fuse_lowlevel_ops fs_lowlevel_ops;

@@ -13,6 +13,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum opt_id {
 	OPT_PREFIX,
@@ -29,6 +30,8 @@ enum opt_id {
 	OPT_DEBUG,
 	OPT_LOG_LEVEL,
 	OPT_METADATA_TTL,
+	OPT_CACHE_SIZE,
+	OPT_MAX_CONNECTIONS,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -55,6 +58,8 @@ static const struct opt_desc table[] = {
 	{"debug", 'd', false, OPT_DEBUG},
 	{"log-level", 0, true, OPT_LOG_LEVEL},
 	{"metadata-ttl", 0, true, OPT_METADATA_TTL},
+	{"cache-size", 0, true, OPT_CACHE_SIZE},
+	{"max-connections", 0, true, OPT_MAX_CONNECTIONS},
 	{"help", 'h', false, OPT_HELP},
 	{"version", 'V', false, OPT_VERSION},
 };
@@ -83,6 +88,11 @@ void fs_options_usage(FILE *out)
 	      "  --allow-other          let other users access the mount\n"
 	      "  --metadata-ttl SECS    how long listings and attributes are trusted, or\n"
 	      "                         'indefinite' for data that never changes (default 60)\n"
+	      "\n"
+	      "Reading:\n"
+	      "  --cache-size SIZE      memory for object data, prefetch included: a number with\n"
+	      "                         an optional K, M or G suffix (default 256M, at least 16M)\n"
+	      "  --max-connections N    parallel requests to S3 (default 16)\n"
 	      "\n"
 	      "Process:\n"
 	      "  -f, --foreground       stay in the foreground, log to stderr\n"
@@ -163,6 +173,48 @@ static bool parse_ttl(const char *v, int64_t *out)
 	if (errno || *end || !isfinite(s) || s < 0 || s > 1e9)
 		return false;
 	*out = (int64_t)(s * 1000.0);
+	return true;
+}
+
+/* "256M", "1G", "65536", "512MiB": bytes, with binary multiples. */
+static bool parse_size(const char *v, uint64_t *out)
+{
+	char *end;
+	unsigned long long n;
+	unsigned shift = 0;
+
+	if (!isdigit((unsigned char)*v))
+		return false;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno)
+		return false;
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		shift = 10;
+		break;
+	case 'M':
+		shift = 20;
+		break;
+	case 'G':
+		shift = 30;
+		break;
+	case 'T':
+		shift = 40;
+		break;
+	case '\0':
+		break;
+	default:
+		return false;
+	}
+	if (shift) {
+		end++;
+		if (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0)
+			end += strlen(end);
+	}
+	if (*end || n > (UINT64_MAX >> shift))
+		return false;
+	*out = (uint64_t)n << shift;
 	return true;
 }
 
@@ -247,6 +299,19 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 			return fail(err, errlen,
 				    "--metadata-ttl '%s' is not a number of seconds or 'indefinite'",
 				    v);
+		return true;
+	case OPT_CACHE_SIZE:
+		if (!parse_size(v, &o->cache_size))
+			return fail(err, errlen,
+				    "--cache-size '%s' is not a size such as 512M or 2G", v);
+		if (o->cache_size < FS_MIN_CACHE_SIZE)
+			return fail(err, errlen, "--cache-size '%s' is below the minimum of 16M", v);
+		return true;
+	case OPT_MAX_CONNECTIONS:
+		if (!parse_id(v, &id) || id < 1 || id > 256)
+			return fail(err, errlen, "--max-connections '%s' is not a number from 1 to 256",
+				    v);
+		o->max_connections = id;
 		return true;
 	case OPT_HELP:
 		o->help = true;
@@ -355,6 +420,8 @@ bool fs_options_parse(int argc, char **argv, struct fs_options *o, char *err, si
 	o->dir_mode = 0555;
 	o->log_level = LOG_LEVEL_INFO;
 	o->metadata_ttl_ms = 60 * 1000;
+	o->cache_size = FS_DEFAULT_CACHE_SIZE;
+	o->max_connections = FS_DEFAULT_MAX_CONNECTIONS;
 	o->prefix = strdup("");
 	if (!o->prefix)
 		return fail(err, errlen, "out of memory");

@@ -14,6 +14,10 @@
 
 #include "s3/log.h"
 
+#define FS_DEFAULT_CACHE_SIZE (256ull * 1024 * 1024)
+#define FS_MIN_CACHE_SIZE (16ull * 1024 * 1024)
+#define FS_DEFAULT_MAX_CONNECTIONS 16
+
 struct fs_options {
 	char *bucket;
 	char *mountpoint;
@@ -32,6 +36,8 @@ struct fs_options {
 	bool foreground;
 	enum log_level log_level;
 	int64_t metadata_ttl_ms; /* negative: indefinite */
+	uint64_t cache_size;      /* bytes of object data held at most */
+	unsigned max_connections; /* concurrent GETs */
 	char *fuse_options; /* comma-separated options passed to libfuse, or NULL */
 	bool help;
 	bool version;

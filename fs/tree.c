@@ -2,9 +2,8 @@
  * The inode model. See tree.h for the contract.
  *
  * Locking: one mutex, `tree->lock`, guards the inode tables and every mutable inode field; it
- * is never held across network I/O. A directory listing is fetched without the lock: the
- * fetching thread marks the inode `loading`, others wait on `tree->loaded` and then use the
- * result (or the error) of that fetch, identified by `fetch_gen`.
+ * is never held across network I/O. Listings come from the listing cache (dircache.h), which
+ * is called only with `tree->lock` released; the directory's inode is pinned meanwhile.
  *
  * Lifetime: an inode lives while the kernel holds references (nlookup) or an operation has it
  * pinned (pins) across an unlocked fetch. The root lives as long as the tree.
@@ -33,18 +32,13 @@ struct inode {
 	int64_t mtime;
 	uint32_t mtime_nsec;
 	char *etag;
-	/* Directory listing cache; tree->lock. */
-	struct fs_dirlist *listing;
-	struct timespec fetched; /* CLOCK_MONOTONIC */
-	bool loading;
-	uint64_t fetch_gen; /* bumped when a fetch ends */
-	int fetch_errno;    /* result of the last fetch */
+	char *opened_etag; /* tree->lock: ETag at the last open, for the kernel's page cache */
 	struct inode *next_by_ino;
 	struct inode *next_by_key;
 };
 
 struct fs_tree {
-	struct fs_backend backend;
+	struct fs_dircache *dirs;
 	char *prefix;
 	size_t prefix_len;
 	uid_t uid;
@@ -54,7 +48,6 @@ struct fs_tree {
 	int64_t ttl_ms;
 	struct timespec mount_time; /* CLOCK_REALTIME, the time shown for directories */
 	pthread_mutex_t lock;
-	pthread_cond_t loaded;
 	struct inode **by_ino; /* protected by lock */
 	struct inode **by_key; /* protected by lock */
 	size_t nbuckets;       /* protected by lock */
@@ -165,16 +158,16 @@ static void unlink_inode(struct fs_tree *t, struct inode *target)
 
 static void free_inode(struct inode *i)
 {
-	fs_dirlist_unref(i->listing);
 	free(i->key);
 	free(i->etag);
+	free(i->opened_etag);
 	free(i);
 }
 
 /* Frees i if nothing refers to it any more. Called with the lock held. */
 static void release_if_unused(struct fs_tree *t, struct inode *i)
 {
-	if (i == t->root || i->nlookup > 0 || i->pins > 0 || i->loading)
+	if (i == t->root || i->nlookup > 0 || i->pins > 0)
 		return;
 	unlink_inode(t, i);
 	free_inode(i);
@@ -208,12 +201,14 @@ struct fs_tree *fs_tree_create(const struct fs_tree_config *config,
 
 	if (!t)
 		return NULL;
-	t->backend = *backend;
+	t->dirs = fs_dircache_create(backend, config->metadata_ttl_ms,
+				     config->max_cached_entries ? config->max_cached_entries
+								: 256 * 1024);
 	t->prefix = strdup(config->prefix ? config->prefix : "");
 	t->nbuckets = 1024;
 	t->by_ino = calloc(t->nbuckets, sizeof(*t->by_ino));
 	t->by_key = calloc(t->nbuckets, sizeof(*t->by_key));
-	if (!t->prefix || !t->by_ino || !t->by_key) {
+	if (!t->dirs || !t->prefix || !t->by_ino || !t->by_key) {
 		fs_tree_destroy(t);
 		return NULL;
 	}
@@ -225,7 +220,6 @@ struct fs_tree *fs_tree_create(const struct fs_tree_config *config,
 	t->ttl_ms = config->metadata_ttl_ms;
 	clock_gettime(CLOCK_REALTIME, &t->mount_time);
 	pthread_mutex_init(&t->lock, NULL);
-	pthread_cond_init(&t->loaded, NULL);
 	t->next_ino = FS_ROOT_INO;
 	t->root = new_inode(t, t->prefix, t->prefix_len, true);
 	if (!t->root) {
@@ -248,10 +242,9 @@ void fs_tree_destroy(struct fs_tree *t)
 			free_inode(i);
 		}
 	}
-	if (t->root) {
-		pthread_cond_destroy(&t->loaded);
+	if (t->root)
 		pthread_mutex_destroy(&t->lock);
-	}
+	fs_dircache_destroy(t->dirs);
 	free(t->by_ino);
 	free(t->by_key);
 	free(t->prefix);
@@ -287,74 +280,16 @@ void fs_tree_entry_stat(const struct fs_tree *t, const struct fs_dirent *e, stru
 	st->st_mode = e->is_dir ? S_IFDIR | t->dir_mode : S_IFREG | t->file_mode;
 }
 
-static bool listing_fresh(const struct fs_tree *t, const struct inode *i)
-{
-	struct timespec now;
-	int64_t age_ms;
-
-	if (!i->listing)
-		return false;
-	if (t->ttl_ms < 0)
-		return true;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	age_ms = (now.tv_sec - i->fetched.tv_sec) * 1000 +
-		 (now.tv_nsec - i->fetched.tv_nsec) / 1000000;
-	return age_ms < t->ttl_ms;
-}
-
-/* Gets a reference to dir's listing, fetching it if needed. Called and returns with the lock
- * held; dir must be pinned by the caller since the lock is dropped during a fetch. */
+/* Gets a reference to dir's listing, from the listing cache. Called and returns with the lock
+ * held, which it drops meanwhile; dir must be pinned by the caller. */
 static int dir_listing(struct fs_tree *t, struct inode *dir, struct fs_dirlist **out)
 {
-	struct fs_dirlist *list = NULL;
-	struct s3_error err;
-	enum s3_status status;
-	char what[640];
+	int rc;
 
-	*out = NULL;
-	if (listing_fresh(t, dir)) {
-		*out = fs_dirlist_ref(dir->listing);
-		return 0;
-	}
-	if (dir->loading) {
-		/* Another thread is fetching: use its result, whatever the TTL says. */
-		uint64_t gen = dir->fetch_gen;
-
-		while (dir->loading && dir->fetch_gen == gen)
-			pthread_cond_wait(&t->loaded, &t->lock);
-		if (dir->fetch_gen != gen) {
-			if (dir->fetch_errno && !dir->listing)
-				return -dir->fetch_errno;
-			*out = fs_dirlist_ref(dir->listing);
-			return 0;
-		}
-	}
-	dir->loading = true;
 	pthread_mutex_unlock(&t->lock);
-	s3_error_clear(&err);
-	status = fs_dirlist_fetch(&t->backend, dir->key, dir->key_len, &list, &err);
+	rc = fs_dircache_get(t->dirs, dir->key, dir->key_len, out);
 	pthread_mutex_lock(&t->lock);
-	dir->loading = false;
-	dir->fetch_gen++;
-	dir->fetch_errno = fs_errno_from_status(status);
-	if (status == S3_OK) {
-		fs_dirlist_unref(dir->listing);
-		dir->listing = list;
-		clock_gettime(CLOCK_MONOTONIC, &dir->fetched);
-	} else {
-		log_warn("fs", "listing '%s' failed: %s", dir->key,
-			 s3_error_describe(&err, what, sizeof(what)));
-		if (dir->listing && s3_status_retryable(status)) {
-			/* Better a listing a little old than an error while S3 recovers. */
-			log_info("fs", "serving the previous listing of '%s'", dir->key);
-			dir->fetch_errno = 0;
-		}
-	}
-	pthread_cond_broadcast(&t->loaded);
-	if (dir->fetch_errno)
-		return -dir->fetch_errno;
-	*out = fs_dirlist_ref(dir->listing);
-	return 0;
+	return rc;
 }
 
 /* Finds or creates the inode of entry e in dir and takes a kernel reference. Lock held. */
@@ -502,12 +437,14 @@ int fs_tree_lookup_entry(struct fs_tree *t, uint64_t ino, const struct fs_dirent
 	return rc;
 }
 
-int fs_tree_file_meta(struct fs_tree *t, uint64_t ino, struct fs_file_meta *meta)
+int fs_tree_file_meta(struct fs_tree *t, uint64_t ino, struct fs_file_meta *meta,
+		      bool *keep_cache)
 {
 	struct inode *i;
 	int rc = 0;
 
 	memset(meta, 0, sizeof(*meta));
+	*keep_cache = false;
 	pthread_mutex_lock(&t->lock);
 	i = find_ino(t, ino);
 	if (!i) {
@@ -523,12 +460,46 @@ int fs_tree_file_meta(struct fs_tree *t, uint64_t ino, struct fs_file_meta *meta
 			memcpy(meta->key, i->key, i->key_len + 1);
 			meta->key_len = i->key_len;
 			meta->size = i->size;
+			/* The kernel may keep pages from the last open only if they came from
+			 * this very version. */
+			*keep_cache = i->etag && i->opened_etag && strcmp(i->etag, i->opened_etag) == 0;
+			if (!*keep_cache && i->etag) {
+				char *copy = strdup(i->etag);
+
+				if (copy) {
+					free(i->opened_etag);
+					i->opened_etag = copy;
+				}
+			}
 		}
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (rc)
 		fs_file_meta_fini(meta);
 	return rc;
+}
+
+void fs_tree_object_changed(struct fs_tree *t, const char *key, size_t key_len)
+{
+	const char *slash = NULL;
+	struct inode *i;
+	size_t dir_len;
+
+	for (size_t k = key_len; k > 0; k--) {
+		if (key[k - 1] == '/') {
+			slash = key + k - 1;
+			break;
+		}
+	}
+	dir_len = slash ? (size_t)(slash - key) + 1 : 0;
+	pthread_mutex_lock(&t->lock);
+	i = find_key(t, key, key_len);
+	if (i) {
+		free(i->opened_etag);
+		i->opened_etag = NULL;
+	}
+	pthread_mutex_unlock(&t->lock);
+	fs_dircache_invalidate(t->dirs, key, dir_len);
 }
 
 void fs_file_meta_fini(struct fs_file_meta *meta)
@@ -542,6 +513,11 @@ double fs_tree_ttl_seconds(const struct fs_tree *t)
 {
 	/* "Forever" for the kernel: a year is as good as infinity and fits every timer. */
 	return t->ttl_ms < 0 ? 365.0 * 86400 : (double)t->ttl_ms / 1000.0;
+}
+
+void fs_tree_get_dircache_stats(struct fs_tree *t, struct fs_dircache_stats *out)
+{
+	fs_dircache_get_stats(t->dirs, out);
 }
 
 size_t fs_tree_inode_count(struct fs_tree *t)

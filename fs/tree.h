@@ -7,10 +7,8 @@
  * root is the mount prefix, "" for a whole bucket). The same key keeps the same inode number
  * while the kernel holds a reference to it (lookup count > 0); numbers are never reused.
  *
- * Directory listings (dirlist.h) are cached per directory inode for the metadata TTL; lookups,
- * getattr and readdir are served from them, so listing a directory of N keys costs
- * ceil(N/1000) LIST requests and stat-ing its entries costs none. Concurrent fetches of one
- * directory are coalesced into one.
+ * Lookups and readdir are served from directory listings (dircache.h), so listing a directory
+ * of N keys costs ceil(N/1000) LIST requests and stat-ing its entries costs none.
  *
  * All functions are thread-safe. Results are 0 or a negative errno.
  */
@@ -23,6 +21,7 @@
 #include <sys/types.h>
 
 #include "backend.h"
+#include "dircache.h"
 #include "dirlist.h"
 
 #define FS_ROOT_INO 1
@@ -35,6 +34,8 @@ struct fs_tree_config {
 	mode_t dir_mode;
 	/* How long a listing is trusted, in milliseconds; negative: forever. */
 	int64_t metadata_ttl_ms;
+	/* Bound on the entries of all cached listings; 0: 262144. */
+	size_t max_cached_entries;
 };
 
 struct fs_tree;
@@ -79,13 +80,23 @@ struct fs_file_meta {
 	uint64_t size;
 };
 
-/* Fills *meta for file ino. -EISDIR for a directory, -ENOENT for an unknown inode. */
-int fs_tree_file_meta(struct fs_tree *tree, uint64_t ino, struct fs_file_meta *meta);
+/* Fills *meta for file ino, and *keep_cache with whether the kernel may keep the pages it has
+ * from the previous open (the same ETag was opened before). -EISDIR for a directory, -ENOENT
+ * for an unknown inode. */
+int fs_tree_file_meta(struct fs_tree *tree, uint64_t ino, struct fs_file_meta *meta,
+		      bool *keep_cache);
+
+/* S3 says the object at key changed (412): its directory is listed again on next use and its
+ * pages are not kept. */
+void fs_tree_object_changed(struct fs_tree *tree, const char *key, size_t key_len);
 
 void fs_file_meta_fini(struct fs_file_meta *meta);
 
 /* The metadata TTL in seconds, for kernel entry and attribute timeouts. */
 double fs_tree_ttl_seconds(const struct fs_tree *tree);
+
+/* Statistics of the listing cache. */
+void fs_tree_get_dircache_stats(struct fs_tree *tree, struct fs_dircache_stats *out);
 
 /* Number of inodes alive (the root included); for tests and statistics. */
 size_t fs_tree_inode_count(struct fs_tree *tree);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,11 +60,15 @@ struct op {
 	size_t max_body;
 };
 
-/* A ranged GET in progress: bytes land in buf; got grows across attempts. */
+/* A ranged GET in progress: bytes land in iov in order; got grows across attempts. */
 struct get_sink {
-	char *buf;
-	uint64_t offset; /* of buf[0] in the object */
-	size_t want;     /* room in buf */
+	const struct s3_get_params *params;
+	const struct iovec *iov;
+	int iovcnt;
+	int cur;         /* iov being filled */
+	size_t cur_off;  /* bytes already in iov[cur] */
+	uint64_t offset; /* object offset of the first byte of iov[0] */
+	size_t want;     /* room in all of iov */
 	size_t got;      /* bytes stored so far */
 	size_t expected; /* bytes the current response promised (from Content-Range) */
 	uint64_t total;  /* object size from Content-Range */
@@ -352,8 +357,22 @@ static enum s3_status get_sink(void *ctx, const char *data, size_t len, struct s
 	}
 	if (len > g->want - g->got)
 		return s3_error_set(err, S3_PROTOCOL, "GET returned more bytes than requested");
-	memcpy(g->buf + g->got, data, len);
-	g->got += len;
+	while (len) {
+		const struct iovec *v = &g->iov[g->cur];
+		size_t n = v->iov_len - g->cur_off < len ? v->iov_len - g->cur_off : len;
+
+		memcpy((char *)v->iov_base + g->cur_off, data, n);
+		data += n;
+		len -= n;
+		g->got += n;
+		g->cur_off += n;
+		if (g->cur_off == v->iov_len && g->cur + 1 < g->iovcnt) {
+			g->cur++;
+			g->cur_off = 0;
+		}
+	}
+	if (g->params->progress)
+		g->params->progress(g->params->progress_ctx, g->got);
 	return S3_OK;
 }
 
@@ -617,17 +636,20 @@ static void fill_info(const struct http_response *resp, struct s3_object_info *i
 		date_parse_http(resp->last_modified, &info->mtime);
 }
 
-enum s3_status s3_get_object(struct s3_client *c, const struct s3_get_params *p, char *buf,
-			     size_t *got, struct s3_object_info *info, struct s3_error *err)
+enum s3_status s3_get_object(struct s3_client *c, const struct s3_get_params *p,
+			     const struct iovec *iov, int iovcnt, size_t *got,
+			     struct s3_object_info *info, struct s3_error *err)
 {
-	struct get_sink sink = {.buf = buf, .offset = p->offset, .want = p->length};
+	struct get_sink sink = {.params = p, .iov = iov, .iovcnt = iovcnt, .offset = p->offset};
 	struct op op = {.name = "GetObject", .method = "GET", .key = p->key, .key_len = p->key_len,
 			.if_match = p->if_match, .get = &sink};
 	struct http_response resp;
 	enum s3_status status;
 
 	*got = 0;
-	if (p->length == 0)
+	for (int i = 0; i < iovcnt; i++)
+		sink.want += iov[i].iov_len;
+	if (sink.want == 0)
 		return s3_error_set(err, S3_INVALID_ARGUMENT, "zero-length read");
 	http_response_init(&resp);
 	for (unsigned short_reads = 0;; short_reads++) {

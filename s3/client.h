@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "credentials.h"
 #include "listing.h"
@@ -79,17 +80,21 @@ struct s3_get_params {
 	size_t key_len;
 	const char *if_match; /* ETag to require (If-Match), NULL for none */
 	uint64_t offset;
-	size_t length; /* > 0 */
+	/* Called, if not NULL, each time bytes are stored, with the count stored so far, so a
+	 * caller can use the first bytes while the rest arrive. */
+	void (*progress)(void *ctx, size_t got);
+	void *progress_ctx;
 };
 
-/* Reads bytes [offset, offset+length) of the object into buf (length bytes of room). *got is
- * the number of bytes stored: less than length only at the end of the object. A range that
- * starts at or past the end gives S3_INVALID_RANGE. A changed object gives
- * S3_PRECONDITION_FAILED. A response whose Content-Range disagrees with the request is
- * S3_PROTOCOL. info, if not NULL, receives the object's size and ETag from the response. */
+/* Reads bytes from offset into iov, in order, as one ranged GET of the total length of iov
+ * (> 0). *got is the number of bytes stored: less than the total only at the end of the
+ * object. A retried request resumes after the bytes already stored. A range that starts at or
+ * past the end gives S3_INVALID_RANGE; a changed object S3_PRECONDITION_FAILED; a response
+ * whose Content-Range disagrees with the request S3_PROTOCOL. info, if not NULL, receives the
+ * object's size and ETag from the response. */
 enum s3_status s3_get_object(struct s3_client *client, const struct s3_get_params *params,
-			     char *buf, size_t *got, struct s3_object_info *info,
-			     struct s3_error *err);
+			     const struct iovec *iov, int iovcnt, size_t *got,
+			     struct s3_object_info *info, struct s3_error *err);
 
 /* HeadObject: fills *info. */
 enum s3_status s3_head_object(struct s3_client *client, const char *key, size_t key_len,

@@ -10,151 +10,17 @@
 #include <string.h>
 #include <time.h>
 
-#include "fs/reader.h"
 #include "fs/tree.h"
+#include "fake_bucket.h"
 #include "harness.h"
 #include "s3/log.h"
-
-struct fake_object {
-	const char *key;
-	size_t key_len; /* 0: strlen(key) */
-	uint64_t size;
-	const char *etag;
-};
-
-struct fake_bucket {
-	struct fake_object *objects; /* sorted by key bytes */
-	size_t n;
-	size_t page_size;
-	atomic_int lists;
-	atomic_int reads;
-	enum s3_status fail; /* non-zero: every list fails with it */
-	bool repeat_token;   /* every page says truncated with the same token */
-	unsigned delay_ms;   /* per list call */
-};
-
-static size_t key_len(const struct fake_object *o)
-{
-	return o->key_len ? o->key_len : strlen(o->key);
-}
-
-static int compare_objects(const void *a, const void *b)
-{
-	const struct fake_object *x = a, *y = b;
-	size_t lx = key_len(x), ly = key_len(y);
-	int c = memcmp(x->key, y->key, lx < ly ? lx : ly);
-
-	return c ? c : (lx > ly) - (lx < ly);
-}
-
-static char *dup_bytes(const char *s, size_t len)
-{
-	char *p = malloc(len + 1);
-
-	memcpy(p, s, len);
-	p[len] = '\0';
-	return p;
-}
-
-/* ListObjectsV2 with delimiter "/": the token is the index of the next key. */
-static enum s3_status fake_list(void *ctx, const char *prefix, size_t plen, const char *token,
-				struct s3_listing *out, struct s3_error *err)
-{
-	struct fake_bucket *fb = ctx;
-	size_t i = token ? strtoul(token, NULL, 10) : 0, count = 0;
-
-	atomic_fetch_add(&fb->lists, 1);
-	memset(out, 0, sizeof(*out));
-	if (fb->delay_ms) {
-		struct timespec ts = {0, (long)fb->delay_ms * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	if (fb->fail)
-		return s3_error_set(err, fb->fail, "injected failure");
-	out->objects = calloc(fb->n + 1, sizeof(*out->objects));
-	out->prefixes = calloc(fb->n + 1, sizeof(*out->prefixes));
-	for (; i < fb->n; i++) {
-		const struct fake_object *o = &fb->objects[i];
-		size_t len = key_len(o);
-		const char *slash;
-
-		if (len < plen || memcmp(o->key, prefix, plen) != 0)
-			continue;
-		if (count == fb->page_size) {
-			char next[32];
-
-			snprintf(next, sizeof(next), "%zu", i);
-			out->truncated = true;
-			out->next_token = strdup(next);
-			break;
-		}
-		slash = memchr(o->key + plen, '/', len - plen);
-		if (slash) {
-			size_t cp = (size_t)(slash - o->key) + 1;
-
-			out->prefixes[out->nprefixes].prefix = dup_bytes(o->key, cp);
-			out->prefixes[out->nprefixes++].len = cp;
-			/* Skip every key under this common prefix (they are contiguous). */
-			while (i + 1 < fb->n && key_len(&fb->objects[i + 1]) >= cp &&
-			       memcmp(fb->objects[i + 1].key, o->key, cp) == 0)
-				i++;
-		} else {
-			struct s3_object *so = &out->objects[out->nobjects++];
-
-			so->key = dup_bytes(o->key, len);
-			so->key_len = len;
-			so->size = o->size;
-			so->mtime = 1700000000;
-			so->etag = o->etag ? strdup(o->etag) : NULL;
-		}
-		count++;
-	}
-	if (fb->repeat_token) {
-		free(out->next_token);
-		out->truncated = true;
-		out->next_token = strdup("same");
-	}
-	return S3_OK;
-}
-
-static unsigned char content_byte(const char *key, uint64_t off)
-{
-	return (unsigned char)(off * 31 + (unsigned char)key[0]);
-}
-
-static enum s3_status fake_read(void *ctx, const char *key, size_t len, const char *etag,
-				uint64_t off, size_t want, char *buf, size_t *got,
-				struct s3_error *err)
-{
-	struct fake_bucket *fb = ctx;
-
-	atomic_fetch_add(&fb->reads, 1);
-	for (size_t i = 0; i < fb->n; i++) {
-		const struct fake_object *o = &fb->objects[i];
-
-		if (key_len(o) != len || memcmp(o->key, key, len) != 0)
-			continue;
-		if (etag && o->etag && strcmp(etag, o->etag) != 0)
-			return s3_error_set(err, S3_PRECONDITION_FAILED, "changed");
-		if (off >= o->size)
-			return s3_error_set(err, S3_INVALID_RANGE, "past the end");
-		*got = o->size - off < want ? (size_t)(o->size - off) : want;
-		for (size_t k = 0; k < *got; k++)
-			buf[k] = (char)content_byte(key, off + k);
-		return S3_OK;
-	}
-	return s3_error_set(err, S3_NOT_FOUND, "no such key");
-}
 
 static struct fs_tree *make_tree(struct fake_bucket *fb, struct fs_backend *backend,
 				 const char *prefix, int64_t ttl_ms)
 {
-	struct fs_tree_config cfg = {prefix, 1000, 1000, 0444, 0555, ttl_ms};
+	struct fs_tree_config cfg = {prefix, 1000, 1000, 0444, 0555, ttl_ms, 0};
 
-	qsort(fb->objects, fb->n, sizeof(*fb->objects), compare_objects);
-	backend->list = fake_list;
-	backend->read = fake_read;
-	backend->ctx = fb;
+	fake_backend_init(fb, backend);
 	return fs_tree_create(&cfg, backend);
 }
 
@@ -378,43 +244,6 @@ static void test_errors(void)
 	fs_tree_destroy(t);
 }
 
-static void test_read_path(void)
-{
-	static struct fake_object objs[] = {
-		{"f", 0, 300000, "\"v1\""},
-		{"zero", 0, 0, "\"v0\""},
-	};
-	struct fake_bucket fb = {.objects = objs, .n = 2, .page_size = 1000};
-	struct fs_backend backend;
-	struct fs_tree *t = make_tree(&fb, &backend, "", -1);
-	struct fs_file *f = NULL;
-	struct stat st;
-	static char buf[200000];
-	bool ok = true;
-	ssize_t n;
-
-	CHECK(fs_tree_lookup(t, FS_ROOT_INO, "f", &st) == 0, "lookup f");
-	CHECK(fs_file_open(t, &backend, st.st_ino, &f) == 0, "open f");
-	n = fs_file_read(f, buf, sizeof(buf), 250000);
-	CHECK(n == 50000, "tail read is clipped to the size (%zd)", n);
-	for (ssize_t i = 0; i < n && ok; i++)
-		ok = (unsigned char)buf[i] == content_byte("f", 250000 + (uint64_t)i);
-	CHECK(ok, "tail bytes right");
-	CHECK(fs_file_read(f, buf, 10, 300000) == 0, "read at EOF is 0");
-	CHECK(fs_file_read(f, buf, 10, 400000) == 0, "read past EOF is 0");
-	objs[0].etag = "\"v2\"";
-	CHECK(fs_file_read(f, buf, 10, 0) == -ESTALE, "changed object: ESTALE");
-	fs_file_release(f);
-	CHECK(fs_tree_lookup(t, FS_ROOT_INO, "zero", &st) == 0, "lookup zero");
-	atomic_store(&fb.reads, 0);
-	CHECK(fs_file_open(t, &backend, st.st_ino, &f) == 0, "open zero");
-	CHECK(fs_file_read(f, buf, 4096, 0) == 0 && atomic_load(&fb.reads) == 0,
-	      "an empty file reads 0 bytes without a request");
-	fs_file_release(f);
-	CHECK(fs_file_open(t, &backend, FS_ROOT_INO, &f) == -EISDIR, "open a directory: EISDIR");
-	fs_tree_destroy(t);
-}
-
 int main(void)
 {
 	log_set_level(LOG_LEVEL_ERROR);
@@ -423,6 +252,5 @@ int main(void)
 	test_cache_and_counts();
 	test_coalescing();
 	test_errors();
-	test_read_path();
 	return harness_report("test_tree");
 }
