@@ -91,3 +91,6 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(LIB_OBJS:.o=.d) $(MAIN_OBJS:.o=.d)
+
+# Fuzzing (libFuzzer, clang): targets live in tests/fuzz/fuzz.mk.
+-include tests/fuzz/fuzz.mk

@@ -70,4 +70,10 @@ const char *auth_getenv(const char *name);
 enum s3_status auth_parse_json_credentials(const char *body, size_t len, const char *source,
 					   struct s3_credentials **out, struct s3_error *err);
 
+/* Parses an STS AssumeRoleWithWebIdentity response: the Credentials element, wherever it is,
+ * with AccessKeyId, SecretAccessKey, SessionToken and Expiration. Returns S3_OK with *out, or
+ * S3_PROTOCOL. The document's copies of the secrets are wiped. */
+enum s3_status auth_sts_parse_credentials(const char *body, size_t len,
+					  struct s3_credentials **out, struct s3_error *err);
+
 #endif

@@ -181,8 +181,8 @@ static char *child_text(xmlNode *parent, const char *name)
 	return node ? xml_text(node, &len) : NULL;
 }
 
-static enum s3_status parse_response(struct web_identity *w, const char *body, size_t len,
-				     struct s3_credentials **out, struct s3_error *err)
+enum s3_status auth_sts_parse_credentials(const char *body, size_t len,
+					  struct s3_credentials **out, struct s3_error *err)
 {
 	xmlDoc *doc = xml_parse(body, len);
 	xmlNode *creds;
@@ -190,10 +190,10 @@ static enum s3_status parse_response(struct web_identity *w, const char *body, s
 	int64_t exp = 0;
 	enum s3_status status = S3_PROTOCOL;
 
+	*out = NULL;
 	creds = doc ? find_element(xmlDocGetRootElement(doc), "Credentials") : NULL;
 	if (!creds) {
-		s3_error_set(err, status, "STS answered without Credentials (endpoint %s)",
-			     w->endpoint);
+		s3_error_set(err, status, "STS answered without Credentials");
 		goto out;
 	}
 	akid = child_text(creds, "AccessKeyId");
@@ -281,7 +281,7 @@ static enum s3_status wi_fetch(struct auth_source *self, struct s3_credentials *
 		err->http_status = resp.status;
 		goto out;
 	}
-	status = parse_response(w, resp.body.data, resp.body.len, out, err);
+	status = auth_sts_parse_credentials(resp.body.data, resp.body.len, out, err);
 out:
 	auth_secret_free(token);
 	if (body.data)

@@ -312,27 +312,6 @@ const char *s3_client_endpoint(const struct s3_client *c)
 	return c->describe;
 }
 
-/* Parses "bytes a-b/total". */
-static bool parse_content_range(const char *s, uint64_t *first, uint64_t *last, uint64_t *total)
-{
-	char *end;
-
-	if (strncmp(s, "bytes ", 6) != 0)
-		return false;
-	s += 6;
-	errno = 0;
-	*first = strtoull(s, &end, 10);
-	if (end == s || *end != '-' || !isdigit((unsigned char)end[1]))
-		return false;
-	s = end + 1;
-	*last = strtoull(s, &end, 10);
-	if (*end != '/' || !isdigit((unsigned char)end[1]))
-		return false;
-	s = end + 1;
-	*total = strtoull(s, &end, 10);
-	return *end == '\0' && errno == 0 && *first <= *last && *last < *total;
-}
-
 static enum s3_status get_sink(void *ctx, const char *data, size_t len, struct s3_error *err)
 {
 	struct get_sink *g = ctx;
@@ -341,7 +320,7 @@ static enum s3_status get_sink(void *ctx, const char *data, size_t len, struct s
 		uint64_t first, last, total, start = g->offset + g->got;
 		uint64_t want_last = g->offset + g->want - 1;
 
-		if (!parse_content_range(g->resp->content_range, &first, &last, &total))
+		if (!http_parse_content_range(g->resp->content_range, &first, &last, &total))
 			return s3_error_set(err, S3_PROTOCOL,
 					    "ranged GET answered without a valid Content-Range "
 					    "('%s')",

@@ -10,7 +10,10 @@
  */
 #include "http.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -196,45 +199,85 @@ static void copy_value(char *dst, size_t size, const char *v, size_t len)
 	dst[len] = '\0';
 }
 
-static size_t on_header(char *data, size_t size, size_t n, void *user)
+/* Response headers kept, and where. */
+static const struct {
+	const char *name;
+	size_t offset;
+	size_t size;
+} kept_headers[] = {
+	{"etag", offsetof(struct http_response, etag), sizeof(((struct http_response *)0)->etag)},
+	{"content-range", offsetof(struct http_response, content_range),
+	 sizeof(((struct http_response *)0)->content_range)},
+	{"last-modified", offsetof(struct http_response, last_modified),
+	 sizeof(((struct http_response *)0)->last_modified)},
+	{"x-amz-bucket-region", offsetof(struct http_response, bucket_region),
+	 sizeof(((struct http_response *)0)->bucket_region)},
+	{"x-amz-storage-class", offsetof(struct http_response, storage_class),
+	 sizeof(((struct http_response *)0)->storage_class)},
+	{"x-amz-request-id", offsetof(struct http_response, request_id),
+	 sizeof(((struct http_response *)0)->request_id)},
+};
+
+void http_response_parse_header(struct http_response *resp, const char *data, size_t len)
 {
-	struct transfer *tr = user;
-	struct http_response *resp = tr->resp;
-	size_t len = size * n;
 	const char *colon = memchr(data, ':', len);
 	size_t name_len;
-	const char *v;
 
 	if (len >= 5 && strncmp(data, "HTTP/", 5) == 0) {
 		/* A new response (after a 100 Continue, say): forget the previous headers. */
 		response_reset(resp);
-		return len;
+		return;
 	}
 	if (!colon)
-		return len;
+		return;
 	name_len = (size_t)(colon - data);
-	v = colon + 1;
-#define HEADER_IS(name) (name_len == strlen(name) && strncasecmp(data, name, name_len) == 0)
-	if (HEADER_IS("etag")) {
-		copy_value(resp->etag, sizeof(resp->etag), v, len - name_len - 1);
-	} else if (HEADER_IS("content-range")) {
-		copy_value(resp->content_range, sizeof(resp->content_range), v, len - name_len - 1);
-	} else if (HEADER_IS("last-modified")) {
-		copy_value(resp->last_modified, sizeof(resp->last_modified), v, len - name_len - 1);
-	} else if (HEADER_IS("x-amz-bucket-region")) {
-		copy_value(resp->bucket_region, sizeof(resp->bucket_region), v, len - name_len - 1);
-	} else if (HEADER_IS("x-amz-storage-class")) {
-		copy_value(resp->storage_class, sizeof(resp->storage_class), v, len - name_len - 1);
-	} else if (HEADER_IS("x-amz-request-id")) {
-		copy_value(resp->request_id, sizeof(resp->request_id), v, len - name_len - 1);
-	} else if (HEADER_IS("content-length")) {
-		char num[32];
-
-		copy_value(num, sizeof(num), v, len - name_len - 1);
-		resp->content_length = strtoll(num, NULL, 10);
+	for (size_t i = 0; i < sizeof(kept_headers) / sizeof(kept_headers[0]); i++) {
+		if (strlen(kept_headers[i].name) == name_len &&
+		    strncasecmp(data, kept_headers[i].name, name_len) == 0) {
+			copy_value((char *)resp + kept_headers[i].offset, kept_headers[i].size,
+				   colon + 1, len - name_len - 1);
+			return;
+		}
 	}
-#undef HEADER_IS
-	return len;
+	if (name_len == 14 && strncasecmp(data, "content-length", 14) == 0) {
+		char num[32], *end;
+		long long v;
+
+		copy_value(num, sizeof(num), colon + 1, len - name_len - 1);
+		errno = 0;
+		v = strtoll(num, &end, 10);
+		resp->content_length = errno || end == num || *end || v < 0 ? -1 : v;
+	}
+}
+
+bool http_parse_content_range(const char *s, uint64_t *first, uint64_t *last, uint64_t *total)
+{
+	char *end;
+
+	if (strncmp(s, "bytes ", 6) != 0)
+		return false;
+	s += 6;
+	if (!isdigit((unsigned char)*s))
+		return false;
+	errno = 0;
+	*first = strtoull(s, &end, 10);
+	if (*end != '-' || !isdigit((unsigned char)end[1]))
+		return false;
+	s = end + 1;
+	*last = strtoull(s, &end, 10);
+	if (*end != '/' || !isdigit((unsigned char)end[1]))
+		return false;
+	s = end + 1;
+	*total = strtoull(s, &end, 10);
+	return *end == '\0' && errno == 0 && *first <= *last && *last < *total;
+}
+
+static size_t on_header(char *data, size_t size, size_t n, void *user)
+{
+	struct transfer *tr = user;
+
+	http_response_parse_header(tr->resp, data, size * n);
+	return size * n;
 }
 
 static size_t on_body(char *data, size_t size, size_t n, void *user)

@@ -77,6 +77,15 @@ void http_transport_destroy(struct http_transport *t);
 void http_response_init(struct http_response *resp);
 void http_response_fini(struct http_response *resp);
 
+/* Records one raw response header line ("Name: value\r\n", or a status line, which starts a
+ * new response) into resp: the headers the struct has fields for, trimmed and truncated to
+ * fit; Content-Length only when it is a valid number (else -1). Pure; safe on any bytes. */
+void http_response_parse_header(struct http_response *resp, const char *line, size_t len);
+
+/* Parses a Content-Range value "bytes FIRST-LAST/TOTAL" with FIRST <= LAST < TOTAL. Pure. */
+bool http_parse_content_range(const char *value, uint64_t *first, uint64_t *last,
+			      uint64_t *total);
+
 /* Performs one request. On S3_OK, resp holds the final response (resp must have been
  * initialised; it is reset first). Otherwise err says what failed: S3_TIMEOUT, S3_NETWORK
  * (refused, reset, DNS, TLS, a body shorter than its Content-Length), S3_PROTOCOL, S3_NO_MEMORY

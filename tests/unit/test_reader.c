@@ -184,13 +184,14 @@ static void test_sequential(void)
 		ok = read_check(f, "big", off, 128 * KIB);
 	fs_reader_get_stats(s.reader, &st);
 	CHECK(ok, "sequential bytes right");
+	CHECK(st.cache.bytes_held <= 64 * MIB, "cache within its cap");
+	fs_file_release(f);
+	/* Teardown joins the workers: every GET has finished counting. */
+	teardown(&s);
 	CHECK(atomic_load(&s.fb.bytes_read) == (long long)(64 * MIB + 12345),
 	      "every byte fetched once (%lld)", (long long)atomic_load(&s.fb.bytes_read));
 	CHECK(atomic_load(&s.fb.reads) <= 20,
 	      "a 64 MiB stream takes few GETs (parts), got %d", atomic_load(&s.fb.reads));
-	CHECK(st.cache.bytes_held <= 64 * MIB, "cache within its cap");
-	fs_file_release(f);
-	teardown(&s);
 }
 
 static void test_memory_cap(void)
@@ -209,11 +210,11 @@ static void test_memory_cap(void)
 	CHECK(ok, "bytes right through a small cache");
 	CHECK(st.cache.capacity == 16 * MIB && st.cache.bytes_held <= 16 * MIB,
 	      "held %zu of %zu", st.cache.bytes_held, st.cache.capacity);
+	fs_file_release(f);
+	teardown(&s);
 	CHECK(atomic_load(&s.fb.bytes_read) == (long long)(96 * MIB),
 	      "prefetch never outran the cap into refetching (%lld)",
 	      (long long)atomic_load(&s.fb.bytes_read));
-	fs_file_release(f);
-	teardown(&s);
 }
 
 static void test_random(void)
@@ -232,11 +233,11 @@ static void test_random(void)
 		ok = read_check(f, "big", off, 4096);
 	}
 	CHECK(ok, "random bytes right");
+	fs_file_release(f);
+	teardown(&s);
 	CHECK(atomic_load(&s.fb.bytes_read) <= (long long)(200 * 2 * BS),
 	      "random reads fetch only their blocks (%lld bytes for 200 reads)",
 	      (long long)atomic_load(&s.fb.bytes_read));
-	fs_file_release(f);
-	teardown(&s);
 }
 
 static void test_small_and_edges(void)
@@ -301,10 +302,10 @@ static void test_single_flight(void)
 		ok = ok && r[i].ok;
 	}
 	CHECK(ok, "8 concurrent readers get the right bytes");
+	teardown(&s);
 	CHECK(atomic_load(&s.fb.bytes_read) == (long long)(1 * MIB),
 	      "8 readers of the same MiB fetch it once (%lld bytes)",
 	      (long long)atomic_load(&s.fb.bytes_read));
-	teardown(&s);
 }
 
 static void test_changed_object(void)
