@@ -29,7 +29,7 @@ LDLIBS   += $(PKG_LIBS)
 
 # Per-folder sources. s3/ knows HTTP and S3; auth/ makes credentials; fs/ is the filesystem.
 S3_SRCS   := s3/log.c s3/buf.c s3/status.c s3/xml.c s3/uri.c s3/date.c s3/sigv4.c \
-             s3/credentials.c s3/listing.c s3/http.c s3/client.c
+             s3/credentials.c s3/listing.c s3/http.c s3/endpoint.c s3/client.c
 AUTH_SRCS := auth/util.c auth/env.c auth/web_identity.c auth/container.c auth/imds.c \
              auth/refresher.c auth/chain.c
 FS_SRCS   := fs/names.c fs/errno_map.c fs/backend_s3.c fs/dirlist.c fs/dircache.c fs/tree.c \

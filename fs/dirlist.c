@@ -13,6 +13,10 @@
 #include "names.h"
 #include "s3/log.h"
 
+/* Limits against a server that never stops paging. */
+#define MAX_EMPTY_PAGES 100
+#define MAX_DIR_ENTRIES (10u * 1000 * 1000)
+
 struct builder {
 	struct fs_dirent *entries;
 	size_t n, cap;
@@ -132,7 +136,7 @@ enum s3_status fs_dirlist_fetch(const struct fs_backend *backend, const char *pr
 	struct s3_listing page = {0};
 	struct fs_dirlist *list = NULL;
 	char *token = NULL;
-	size_t pages = 0, kept = 0, shadowed = 0;
+	size_t pages = 0, kept = 0, shadowed = 0, empty_pages = 0;
 	enum s3_status status;
 
 	*out = NULL;
@@ -146,6 +150,14 @@ enum s3_status fs_dirlist_fetch(const struct fs_backend *backend, const char *pr
 			goto out;
 		if (!page.truncated)
 			break;
+		/* A server that pages forever must not hold a lookup forever, nor fill memory. */
+		empty_pages = page.nobjects + page.nprefixes ? 0 : empty_pages + 1;
+		if (empty_pages > MAX_EMPTY_PAGES || b.n + b.hidden > MAX_DIR_ENTRIES) {
+			status = s3_error_set(err, S3_PROTOCOL,
+					      "listing '%.*s' does not end: %zu pages, %zu entries",
+					      (int)prefix_len, prefix, pages, b.n + b.hidden);
+			goto out;
+		}
 		if (token && strcmp(token, page.next_token) == 0) {
 			status = s3_error_set(err, S3_PROTOCOL,
 					      "the server repeated continuation token '%s' while "

@@ -42,7 +42,8 @@ struct fs_dirlist {
 
 /* Lists the directory whose keys start with prefix (prefix_len bytes: "" for the bucket root,
  * else ending in '/') and builds its snapshot (one reference for the caller). Fails with the
- * backend's status, or S3_PROTOCOL when the server repeats a continuation token. */
+ * backend's status, or S3_PROTOCOL when the server repeats a continuation token, sends more
+ * than 100 empty pages in a row, or more than 10 million entries. */
 enum s3_status fs_dirlist_fetch(const struct fs_backend *backend, const char *prefix,
 				size_t prefix_len, struct fs_dirlist **out, struct s3_error *err);
 

@@ -215,6 +215,8 @@ static int connect_bucket(struct app *a)
 		.ca_bundle = a->o.ca_bundle,
 		/* The fetch workers, plus room for listings and the probe. */
 		.max_connections = a->o.max_connections + 4,
+		.max_attempts = a->o.max_attempts,
+		.max_retry_ms = a->o.max_retry_ms,
 	};
 	struct s3_list_params params = {
 		.prefix = a->o.prefix,
@@ -380,10 +382,10 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(a.o.log_level);
-	if (!fs_options_apply_env(&a.o)) {
-		fprintf(stderr, "irsafs: out of memory\n");
+	if (!fs_options_apply_env(&a.o, msg, sizeof(msg))) {
+		fprintf(stderr, "irsafs: %s\n", msg);
 		app_fini(&a);
-		return 1;
+		return EXIT_USAGE;
 	}
 	/* Libraries that must be initialised once, before any thread starts. */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

@@ -32,6 +32,8 @@ enum opt_id {
 	OPT_METADATA_TTL,
 	OPT_CACHE_SIZE,
 	OPT_MAX_CONNECTIONS,
+	OPT_MAX_ATTEMPTS,
+	OPT_MAX_RETRY_TIME,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -60,6 +62,8 @@ static const struct opt_desc table[] = {
 	{"metadata-ttl", 0, true, OPT_METADATA_TTL},
 	{"cache-size", 0, true, OPT_CACHE_SIZE},
 	{"max-connections", 0, true, OPT_MAX_CONNECTIONS},
+	{"max-attempts", 0, true, OPT_MAX_ATTEMPTS},
+	{"max-retry-time", 0, true, OPT_MAX_RETRY_TIME},
 	{"help", 'h', false, OPT_HELP},
 	{"version", 'V', false, OPT_VERSION},
 };
@@ -93,6 +97,10 @@ void fs_options_usage(FILE *out)
 	      "  --cache-size SIZE      memory for object data, prefetch included: a number with\n"
 	      "                         an optional K, M or G suffix (default 256M, at least 16M)\n"
 	      "  --max-connections N    parallel requests to S3 (default 16)\n"
+	      "  --max-attempts N       tries per S3 request, retries included (default:\n"
+	      "                         AWS_MAX_ATTEMPTS, else 6)\n"
+	      "  --max-retry-time SECS  no retry starts later than this after the first try\n"
+	      "                         (default 30); then the read fails with EIO\n"
 	      "\n"
 	      "Process:\n"
 	      "  -f, --foreground       stay in the foreground, log to stderr\n"
@@ -313,6 +321,19 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 				    v);
 		o->max_connections = id;
 		return true;
+	case OPT_MAX_ATTEMPTS:
+		if (!parse_id(v, &id) || id < 1 || id > 100)
+			return fail(err, errlen, "--max-attempts '%s' is not a number from 1 to 100", v);
+		o->max_attempts = id;
+		return true;
+	case OPT_MAX_RETRY_TIME:
+		if (!parse_ttl(v, &o->max_retry_ms) || o->max_retry_ms < 0 ||
+		    o->max_retry_ms > 3600 * 1000)
+			return fail(err, errlen,
+				    "--max-retry-time '%s' is not a number of seconds up to 3600", v);
+		if (o->max_retry_ms == 0)
+			o->max_retry_ms = 1;
+		return true;
 	case OPT_HELP:
 		o->help = true;
 		return true;
@@ -505,13 +526,23 @@ static bool from_env(char **field, const char *first, const char *second)
 	return replace(field, v);
 }
 
-bool fs_options_apply_env(struct fs_options *o)
+bool fs_options_apply_env(struct fs_options *o, char *err, size_t errlen)
 {
+	const char *attempts = getenv("AWS_MAX_ATTEMPTS");
+	uint32_t n;
+
 	if (!from_env(&o->region, "AWS_REGION", "AWS_DEFAULT_REGION") ||
 	    !from_env(&o->endpoint_url, "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL") ||
-	    !from_env(&o->ca_bundle, "AWS_CA_BUNDLE", NULL))
-		return false;
-	return o->region || replace(&o->region, "us-east-1");
+	    !from_env(&o->ca_bundle, "AWS_CA_BUNDLE", NULL) ||
+	    (!o->region && !replace(&o->region, "us-east-1")))
+		return fail(err, errlen, "out of memory");
+	if (!o->max_attempts && attempts && *attempts) {
+		if (!parse_id(attempts, &n) || n < 1 || n > 100)
+			return fail(err, errlen, "AWS_MAX_ATTEMPTS '%s' is not a number from 1 to 100",
+				    attempts);
+		o->max_attempts = n;
+	}
+	return true;
 }
 
 void fs_options_fini(struct fs_options *o)

@@ -38,6 +38,8 @@ struct fs_options {
 	int64_t metadata_ttl_ms; /* negative: indefinite */
 	uint64_t cache_size;      /* bytes of object data held at most */
 	unsigned max_connections; /* concurrent GETs */
+	unsigned max_attempts;    /* per S3 request; 0: AWS_MAX_ATTEMPTS or the default */
+	int64_t max_retry_ms;     /* no retry starts later than this; 0: the default */
 	char *fuse_options; /* comma-separated options passed to libfuse, or NULL */
 	bool help;
 	bool version;
@@ -50,8 +52,9 @@ bool fs_options_parse(int argc, char **argv, struct fs_options *opts, char *err,
 
 /* Fills what the command line left open from the environment, as the AWS SDKs do: region from
  * AWS_REGION then AWS_DEFAULT_REGION (else us-east-1), endpoint from AWS_ENDPOINT_URL_S3 then
- * AWS_ENDPOINT_URL, the CA bundle from AWS_CA_BUNDLE. Returns false when out of memory. */
-bool fs_options_apply_env(struct fs_options *opts);
+ * AWS_ENDPOINT_URL, the CA bundle from AWS_CA_BUNDLE, attempts from AWS_MAX_ATTEMPTS. Returns
+ * false with a reason in err for a bad value or when out of memory. */
+bool fs_options_apply_env(struct fs_options *opts, char *err, size_t errlen);
 
 void fs_options_fini(struct fs_options *opts);
 

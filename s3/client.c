@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 
 #include "buf.h"
 #include "date.h"
+#include "endpoint.h"
 #include "http.h"
 #include "log.h"
 #include "sigv4.h"
@@ -33,18 +35,18 @@
 
 #define LIST_BODY_LIMIT (16u * 1024 * 1024)
 #define BACKOFF_BASE_MS 100
-#define BACKOFF_CAP_MS 5000
+#define BACKOFF_CAP_MS 20000
 
 struct s3_client {
 	struct http_transport *http;
 	const struct s3_credentials_provider *credentials; /* borrowed, may be NULL */
 	char *bucket;
-	char *region;
-	char *base_url;   /* "https://bucket.s3.us-east-1.amazonaws.com" or "http://127.0.0.1:9000" */
-	char *host;       /* the Host header: host[:port] as in base_url */
-	char *path_root;  /* "" (virtual-hosted) or "/bucket" (path-style) */
-	char *describe;   /* for messages */
+	char *endpoint_url; /* as configured, NULL for AWS's */
+	bool force_path_style;
 	unsigned max_attempts;
+	int64_t max_retry_ms;
+	pthread_mutex_t lock;
+	struct s3_endpoint *ep; /* protected by lock; replaced when the region changes */
 };
 
 /* One logical request; execute() may send it several times. */
@@ -76,165 +78,14 @@ struct get_sink {
 	struct http_response *resp;
 };
 
-static bool bucket_name_valid(const char *b)
-{
-	size_t n = strlen(b);
-
-	if (n < 3 || n > 255)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)b[i];
-
-		if (!isalnum(c) && c != '-' && c != '.' && c != '_')
-			return false;
-	}
-	return true;
-}
-
-/* True when the bucket can be a DNS label prefix: lower-case, 3-63 characters, no "..". */
-static bool bucket_dns_compatible(const char *b)
-{
-	size_t n = strlen(b);
-
-	if (n < 3 || n > 63 || !isalnum((unsigned char)b[0]) || !isalnum((unsigned char)b[n - 1]))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)b[i];
-
-		if (!(islower(c) || isdigit(c) || c == '-' || c == '.'))
-			return false;
-		if (c == '.' && b[i + 1] == '.')
-			return false;
-	}
-	return true;
-}
-
-static bool region_valid(const char *r)
-{
-	size_t n = strlen(r);
-
-	if (n == 0 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)r[i];
-
-		if (!(islower(c) || isdigit(c) || c == '-'))
-			return false;
-	}
-	return true;
-}
-
-static bool host_is_ip(const char *host)
-{
-	size_t n = strlen(host);
-
-	if (host[0] == '[')
-		return true;
-	for (size_t i = 0; i < n; i++) {
-		if (!isdigit((unsigned char)host[i]) && host[i] != '.')
-			return false;
-	}
-	return n > 0;
-}
-
-/* Splits the endpoint URL with curl's parser and decides the addressing style. */
-static enum s3_status resolve_endpoint(struct s3_client *c, const struct s3_client_config *cfg,
-				       struct s3_error *err)
-{
-	char *url = NULL, *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL,
-	     *user = NULL, *fragment = NULL;
-	enum s3_status status = S3_INVALID_ARGUMENT;
-	CURLU *u = NULL;
-	struct buf base, hosthdr, desc;
-	bool virtual_hosted, https;
-
-	buf_init(&base);
-	buf_init(&hosthdr);
-	buf_init(&desc);
-	if (cfg->endpoint_url) {
-		url = strdup(cfg->endpoint_url);
-	} else {
-		const char *suffix = strncmp(cfg->region, "cn-", 3) == 0 ? ".cn" : "";
-
-		if (asprintf(&url, "https://s3.%s.amazonaws.com%s", cfg->region, suffix) < 0)
-			url = NULL;
-	}
-	u = curl_url();
-	if (!url || !u) {
-		status = s3_error_set(err, S3_NO_MEMORY, "out of memory");
-		goto out;
-	}
-	if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		s3_error_set(err, status, "endpoint URL '%s' is not a valid URL", url);
-		goto out;
-	}
-	if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
-		s3_error_set(err, status, "endpoint URL '%s' must start with http:// or https://",
-			     url);
-		goto out;
-	}
-	curl_url_get(u, CURLUPART_PORT, &port, 0);
-	curl_url_get(u, CURLUPART_PATH, &path, 0);
-	curl_url_get(u, CURLUPART_QUERY, &query, 0);
-	curl_url_get(u, CURLUPART_FRAGMENT, &fragment, 0);
-	curl_url_get(u, CURLUPART_USER, &user, 0);
-	if ((path && strcmp(path, "/") != 0) || query || fragment || user) {
-		s3_error_set(err, status,
-			     "endpoint URL '%s' must be scheme://host[:port] only, without a path, "
-			     "query or user",
-			     url);
-		goto out;
-	}
-	https = strcmp(scheme, "https") == 0;
-	/* Virtual-hosted addressing needs the bucket as a DNS label in front of a host name, and
-	 * over TLS a bucket with dots would not match the wildcard certificate. */
-	virtual_hosted = !cfg->force_path_style && !host_is_ip(host) &&
-			 bucket_dns_compatible(cfg->bucket) &&
-			 !(https && strchr(cfg->bucket, '.'));
-	if (!buf_appendf(&hosthdr, "%s%s%s%s%s", virtual_hosted ? cfg->bucket : "",
-			 virtual_hosted ? "." : "", host, port ? ":" : "", port ? port : "") ||
-	    !buf_appendf(&base, "%s://%s", scheme, hosthdr.data) ||
-	    !buf_appendf(&desc, "%s (%s)", base.data,
-			 virtual_hosted ? "virtual-hosted" : "path-style")) {
-		status = s3_error_set(err, S3_NO_MEMORY, "out of memory");
-		goto out;
-	}
-	c->host = buf_steal(&hosthdr);
-	c->base_url = buf_steal(&base);
-	c->describe = buf_steal(&desc);
-	if (virtual_hosted)
-		c->path_root = strdup("");
-	else if (asprintf(&c->path_root, "/%s", cfg->bucket) < 0)
-		c->path_root = NULL;
-	status = c->host && c->base_url && c->describe && c->path_root
-			 ? S3_OK
-			 : s3_error_set(err, S3_NO_MEMORY, "out of memory");
-out:
-	curl_free(scheme);
-	curl_free(host);
-	curl_free(port);
-	curl_free(path);
-	curl_free(query);
-	curl_free(fragment);
-	curl_free(user);
-	curl_url_cleanup(u);
-	free(url);
-	buf_fini(&base);
-	buf_fini(&hosthdr);
-	buf_fini(&desc);
-	return status;
-}
-
 static enum s3_status check_names(const struct s3_client_config *cfg, struct s3_error *err)
 {
-	if (!cfg->bucket || !bucket_name_valid(cfg->bucket))
+	if (!cfg->bucket || !s3_bucket_name_valid(cfg->bucket))
 		return s3_error_set(err, S3_INVALID_ARGUMENT,
 				    "bucket name '%s' is not valid: use 3 to 255 letters, digits, "
 				    "'.', '-' or '_'",
 				    cfg->bucket ? cfg->bucket : "");
-	if (!cfg->region || !region_valid(cfg->region))
+	if (!cfg->region || !s3_region_valid(cfg->region))
 		return s3_error_set(err, S3_INVALID_ARGUMENT,
 				    "region '%s' is not valid: expected a name such as us-east-1",
 				    cfg->region ? cfg->region : "");
@@ -255,32 +106,36 @@ struct s3_client *s3_client_create(const struct s3_client_config *cfg, struct s3
 {
 	struct s3_client *c = NULL;
 	struct http_config http = {0};
-	bool https;
 
 	if (check_names(cfg, err) != S3_OK)
 		return NULL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		goto nomem;
+	pthread_mutex_init(&c->lock, NULL);
 	c->bucket = strdup(cfg->bucket);
-	c->region = strdup(cfg->region);
-	if (!c->bucket || !c->region)
+	c->endpoint_url = cfg->endpoint_url ? strdup(cfg->endpoint_url) : NULL;
+	if (!c->bucket || (cfg->endpoint_url && !c->endpoint_url))
 		goto nomem;
+	c->force_path_style = cfg->force_path_style;
 	c->credentials = cfg->credentials;
-	c->max_attempts = cfg->max_attempts ? cfg->max_attempts : 4;
-	if (resolve_endpoint(c, cfg, err) != S3_OK)
+	c->max_attempts = cfg->max_attempts ? cfg->max_attempts : S3_DEFAULT_MAX_ATTEMPTS;
+	c->max_retry_ms = cfg->max_retry_ms ? cfg->max_retry_ms : S3_DEFAULT_MAX_RETRY_MS;
+	if (s3_endpoint_create(c->bucket, cfg->region, c->endpoint_url, c->force_path_style,
+			       &c->ep, err) != S3_OK)
 		goto fail;
-	https = strncmp(c->base_url, "https:", 6) == 0;
 	/* A CA bundle matters only for https; then an unreadable one is a configuration error
 	 * worth reporting before the first request fails with a TLS error. */
-	if (https && cfg->ca_bundle && *cfg->ca_bundle && access(cfg->ca_bundle, R_OK) != 0) {
+	if (c->ep->https && cfg->ca_bundle && *cfg->ca_bundle &&
+	    access(cfg->ca_bundle, R_OK) != 0) {
 		s3_error_set(err, S3_INVALID_ARGUMENT,
 			     "cannot read the CA bundle %s (from AWS_CA_BUNDLE): %s", cfg->ca_bundle,
 			     strerror(errno));
 		goto fail;
 	}
-	http.ca_bundle = https ? cfg->ca_bundle : NULL;
+	http.ca_bundle = c->ep->https ? cfg->ca_bundle : NULL;
 	http.max_connections = cfg->max_connections;
+	http.low_speed_time_s = cfg->stall_timeout_s;
 	http.user_agent = "irsafs/" IRSAFS_VERSION;
 	c->http = http_transport_create(&http, err);
 	if (!c->http)
@@ -298,18 +153,60 @@ void s3_client_destroy(struct s3_client *c)
 	if (!c)
 		return;
 	http_transport_destroy(c->http);
+	s3_endpoint_unref(c->ep);
+	pthread_mutex_destroy(&c->lock);
 	free(c->bucket);
-	free(c->region);
-	free(c->base_url);
-	free(c->host);
-	free(c->path_root);
-	free(c->describe);
+	free(c->endpoint_url);
 	free(c);
 }
 
 const char *s3_client_endpoint(const struct s3_client *c)
 {
-	return c->describe;
+	return c->ep->describe;
+}
+
+const char *s3_client_region(const struct s3_client *c)
+{
+	return c->ep->region;
+}
+
+static struct s3_endpoint *current_endpoint(struct s3_client *c)
+{
+	struct s3_endpoint *ep;
+
+	pthread_mutex_lock(&c->lock);
+	ep = s3_endpoint_ref(c->ep);
+	pthread_mutex_unlock(&c->lock);
+	return ep;
+}
+
+/* S3 says the bucket is in `region`: sign for it (and, with AWS's own endpoint, send there)
+ * from now on. Returns true when requests should be sent again with the new endpoint. */
+static bool switch_region(struct s3_client *c, const struct s3_endpoint *from,
+			  const char *region)
+{
+	struct s3_endpoint *ep = NULL;
+	struct s3_error err;
+	bool switched;
+
+	if (!s3_region_valid(region) || strcmp(region, from->region) == 0)
+		return false;
+	if (s3_endpoint_create(c->bucket, region, c->endpoint_url, c->force_path_style, &ep,
+			       &err) != S3_OK)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	if (c->ep == from) {
+		s3_endpoint_unref(c->ep);
+		c->ep = ep;
+		ep = NULL;
+		log_info("s3", "bucket '%s' is in region %s, not %s: using %s from now on",
+			 c->bucket, region, from->region, region);
+	}
+	/* Either we switched, or another request already did. */
+	switched = strcmp(c->ep->region, from->region) != 0;
+	pthread_mutex_unlock(&c->lock);
+	s3_endpoint_unref(ep);
+	return switched;
 }
 
 static enum s3_status get_sink(void *ctx, const char *data, size_t len, struct s3_error *err)
@@ -393,7 +290,7 @@ static void free_lines(struct header_lines *h)
 
 /* Signs (unless creds is NULL: anonymous) and adds the signing headers. query receives the
  * canonical query string to send. */
-static enum s3_status sign(struct s3_client *c, const struct op *op, const char *path,
+static enum s3_status sign(const struct s3_endpoint *ep, const struct op *op, const char *path,
 			   const struct s3_credentials *creds, struct buf *query,
 			   struct header_lines *lines, struct s3_error *err)
 {
@@ -406,13 +303,13 @@ static enum s3_status sign(struct s3_client *c, const struct op *op, const char 
 
 	if (!creds) {
 		if (!sigv4_canonical_query(op->params, op->nparams, query) ||
-		    !add_line(lines, "Host: %s", c->host))
+		    !add_line(lines, "Host: %s", ep->host))
 			return s3_error_set(err, S3_NO_MEMORY, "out of memory");
 		return S3_OK;
 	}
 	if (!sigv4_format_time(time(NULL), amz_date))
 		return s3_error_set(err, S3_INVALID_ARGUMENT, "the system clock is unusable");
-	headers[n++] = (struct sigv4_header){"Host", c->host};
+	headers[n++] = (struct sigv4_header){"Host", ep->host};
 	headers[n++] = (struct sigv4_header){"x-amz-content-sha256", SIGV4_EMPTY_SHA256};
 	headers[n++] = (struct sigv4_header){"x-amz-date", amz_date};
 	if (token)
@@ -429,7 +326,7 @@ static enum s3_status sign(struct s3_client *c, const struct op *op, const char 
 	struct sigv4_context sctx = {
 		.access_key_id = s3_credentials_access_key_id(creds),
 		.secret_access_key = s3_credentials_secret_access_key(creds),
-		.region = c->region,
+		.region = ep->region,
 		.service = "s3",
 		.amz_date = amz_date,
 	};
@@ -451,9 +348,9 @@ out:
 }
 
 /* Sends one attempt of op, signed with creds (NULL: unsigned), and classifies the answer. */
-static enum s3_status send_once(struct s3_client *c, const struct op *op,
-				const struct s3_credentials *creds, struct http_response *resp,
-				struct s3_error *err)
+static enum s3_status send_once(struct s3_client *c, const struct s3_endpoint *ep,
+				const struct op *op, const struct s3_credentials *creds,
+				struct http_response *resp, struct s3_error *err)
 {
 	struct header_lines lines = {0};
 	struct http_request req = {0};
@@ -463,15 +360,15 @@ static enum s3_status send_once(struct s3_client *c, const struct op *op,
 	buf_init(&path);
 	buf_init(&query);
 	buf_init(&url);
-	if (!buf_append_str(&path, c->path_root) ||
+	if (!buf_append_str(&path, ep->path_root) ||
 	    (op->key && (!buf_append_char(&path, '/') ||
 			 !uri_encode(&path, op->key, op->key_len, true))) ||
 	    (path.len == 0 && !buf_append_char(&path, '/')))
 		goto nomem;
-	status = sign(c, op, path.data, creds, &query, &lines, err);
+	status = sign(ep, op, path.data, creds, &query, &lines, err);
 	if (status != S3_OK)
 		goto out;
-	if (!buf_appendf(&url, "%s%s%s%s", c->base_url, path.data, query.len ? "?" : "",
+	if (!buf_appendf(&url, "%s%s%s%s", ep->base_url, path.data, query.len ? "?" : "",
 			 query.len ? query.data : ""))
 		goto nomem;
 	if (op->get) {
@@ -518,17 +415,28 @@ out:
 	return status;
 }
 
-static void backoff_sleep(unsigned attempt)
+/* Full jitter: a random delay up to an exponentially growing cap. */
+static int64_t backoff_ms(unsigned attempt)
 {
-	uint64_t cap = BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
-	uint32_t ms;
-	struct timespec ts;
+	uint64_t cap = (uint64_t)BACKOFF_BASE_MS << (attempt < 10 ? attempt : 10);
 
 	if (cap > BACKOFF_CAP_MS)
 		cap = BACKOFF_CAP_MS;
-	ms = arc4random_uniform((uint32_t)cap + 1);
-	ts.tv_sec = ms / 1000;
-	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	return (int64_t)arc4random_uniform((uint32_t)cap + 1);
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
@@ -537,35 +445,55 @@ static enum s3_status execute(struct s3_client *c, const struct op *op,
 			      struct http_response *resp, struct s3_error *err)
 {
 	enum s3_status status = S3_OK;
-	bool refreshed = false;
+	bool refreshed = false, moved = false;
+	int64_t start = now_ms();
+	unsigned attempt = 0;
 	char what[640];
 
-	for (unsigned attempt = 1;; attempt++) {
+	for (;;) {
 		struct s3_credentials *creds = NULL;
+		struct s3_endpoint *ep = current_endpoint(c);
+		bool again = false;
+		int64_t delay;
 
 		s3_error_clear(err);
 		if (c->credentials) {
 			creds = c->credentials->get(c->credentials->ctx, err);
-			if (!creds)
+			if (!creds) {
+				s3_endpoint_unref(ep);
 				return err->status != S3_OK ? err->status : S3_NO_CREDENTIALS;
+			}
 		}
-		status = send_once(c, op, creds, resp, err);
-		if (status == S3_EXPIRED_CREDENTIALS && creds && !refreshed &&
-		    c->credentials->rejected) {
+		status = send_once(c, ep, op, creds, resp, err);
+		/* A region change and new credentials are not attempts: each may happen once per
+		 * request, and then the request is sent again at once. */
+		if (status == S3_WRONG_REGION && !moved && err->region[0] &&
+		    switch_region(c, ep, err->region)) {
+			moved = again = true;
+		} else if (status == S3_EXPIRED_CREDENTIALS && creds && !refreshed &&
+			   c->credentials->rejected) {
 			log_debug("s3", "%s: credentials from %s were rejected (%s); refreshing",
-				 op->name, s3_credentials_source(creds), err->code);
+				  op->name, s3_credentials_source(creds), err->code);
 			c->credentials->rejected(c->credentials->ctx, creds);
-			s3_credentials_unref(creds);
-			refreshed = true;
-			attempt--;
-			continue;
+			refreshed = again = true;
 		}
 		s3_credentials_unref(creds);
-		if (status == S3_OK || !s3_status_retryable(status) || attempt >= c->max_attempts)
+		s3_endpoint_unref(ep);
+		if (again)
+			continue;
+		attempt++;
+		if (status == S3_OK || !s3_status_retryable(status))
 			break;
-		log_debug("s3", "%s attempt %u failed: %s; retrying", op->name, attempt,
-			  s3_error_describe(err, what, sizeof(what)));
-		backoff_sleep(attempt);
+		delay = backoff_ms(attempt);
+		if (attempt >= c->max_attempts || now_ms() - start + delay > c->max_retry_ms) {
+			log_debug("s3", "%s: giving up after %u attempts in %lld ms: %s", op->name,
+				  attempt, (long long)(now_ms() - start),
+				  s3_error_describe(err, what, sizeof(what)));
+			break;
+		}
+		log_debug("s3", "%s attempt %u failed: %s; retrying in %lld ms", op->name, attempt,
+			  s3_error_describe(err, what, sizeof(what)), (long long)delay);
+		sleep_ms(delay);
 	}
 	return status;
 }

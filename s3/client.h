@@ -6,10 +6,13 @@
  * rules (no path normalisation, each key byte encoded once, the session token signed), sends it
  * through the HTTP transport (http.h) and classifies the answer (status.h).
  *
- * Retries: statuses that s3_status_retryable() accepts are retried with exponential backoff and
- * full jitter, up to max_attempts; a ranged GET resumes after the bytes it already has. When S3
+ * Retries: statuses that s3_status_retryable() accepts (5xx, SlowDown, RequestTimeout, resets,
+ * refused connections, short bodies, stalls) are retried with exponential backoff and full
+ * jitter, up to max_attempts and while the next try starts within max_retry_ms of the first; a
+ * ranged GET resumes after the bytes it already has. 403, 404, 412 and 416 are final. When S3
  * answers ExpiredToken/InvalidToken, the provider is told (rejected) and the request is signed
- * again with fresh credentials once, without counting as an attempt.
+ * again with fresh credentials, once; when S3 names another region for the bucket, the client
+ * switches to it for good and sends the request again, once. Neither counts as an attempt.
  *
  * Thread-safety: every function may be called from many threads at once on one client.
  */
@@ -25,6 +28,9 @@
 #include "listing.h"
 #include "status.h"
 
+#define S3_DEFAULT_MAX_ATTEMPTS 6
+#define S3_DEFAULT_MAX_RETRY_MS 30000
+
 struct s3_client_config {
 	const char *bucket;       /* required */
 	const char *region;       /* required, e.g. "us-east-1" */
@@ -32,7 +38,11 @@ struct s3_client_config {
 	bool force_path_style;    /* otherwise virtual-hosted wherever it can work */
 	const char *ca_bundle;    /* NULL: system default; ignored for http:// */
 	unsigned max_connections; /* 0: 16 */
-	unsigned max_attempts;    /* per request, retries included; 0: 4 */
+	unsigned max_attempts;    /* per request, retries included; 0: S3_DEFAULT_MAX_ATTEMPTS */
+	/* No retry starts later than this after the first attempt; 0: S3_DEFAULT_MAX_RETRY_MS */
+	int64_t max_retry_ms;
+	/* A transfer that moves no byte for this long has stalled (and is retried); 0: 10 */
+	long stall_timeout_s;
 	/* Borrowed; must outlive the client. NULL sends unsigned (anonymous) requests. */
 	const struct s3_credentials_provider *credentials;
 };
@@ -52,8 +62,10 @@ struct s3_client *s3_client_create(const struct s3_client_config *config, struct
 /* Frees the client. No request may be in flight. Accepts NULL. */
 void s3_client_destroy(struct s3_client *client);
 
-/* "http://127.0.0.1:9000 (path-style)", for messages. Owned by the client. */
+/* "http://127.0.0.1:9000 (path-style)", for messages, and the region requests are signed for.
+ * Owned by the client; valid until the client switches region (call before threads run). */
 const char *s3_client_endpoint(const struct s3_client *client);
+const char *s3_client_region(const struct s3_client *client);
 
 struct s3_list_params {
 	const char *prefix; /* may contain any byte; prefix_len gives its length */

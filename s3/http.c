@@ -92,7 +92,7 @@ struct http_transport *http_transport_create(const struct http_config *config,
 	}
 	t->connect_timeout_ms = config->connect_timeout_ms ? config->connect_timeout_ms : 5000;
 	t->low_speed_limit = config->low_speed_limit ? config->low_speed_limit : 1;
-	t->low_speed_time_s = config->low_speed_time_s ? config->low_speed_time_s : 30;
+	t->low_speed_time_s = config->low_speed_time_s ? config->low_speed_time_s : 10;
 	t->share = curl_share_init();
 	if (!t->share)
 		goto nomem;

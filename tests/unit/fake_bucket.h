@@ -32,6 +32,7 @@ struct fake_bucket {
 	atomic_llong bytes_read;
 	enum s3_status fail; /* non-zero: every list fails with it */
 	bool repeat_token;   /* every page says truncated with the same token */
+	bool endless;        /* every page is empty and says truncated, with a new token */
 	unsigned delay_ms;   /* per list call */
 	unsigned read_delay_ms; /* per read call */
 };
@@ -80,6 +81,14 @@ static inline enum s3_status fake_list(void *ctx, const char *prefix, size_t ple
 		fake_sleep_ms(fb->delay_ms);
 	if (fb->fail)
 		return s3_error_set(err, fb->fail, "injected failure");
+	if (fb->endless) {
+		char next[32];
+
+		snprintf(next, sizeof(next), "t%d", atomic_load(&fb->lists));
+		out->truncated = true;
+		out->next_token = strdup(next);
+		return S3_OK;
+	}
 	out->objects = calloc(fb->n + 1, sizeof(*out->objects));
 	out->prefixes = calloc(fb->n + 1, sizeof(*out->prefixes));
 	for (; i < fb->n; i++) {

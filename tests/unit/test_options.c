@@ -151,7 +151,7 @@ static void test_env(void)
 	unsetenv("AWS_ENDPOINT_URL");
 	unsetenv("AWS_CA_BUNDLE");
 	parse(&o, err, sizeof(err), args);
-	CHECK(fs_options_apply_env(&o), "env applies");
+	CHECK(fs_options_apply_env(&o, err, sizeof(err)), "env applies");
 	CHECK_STR(o.region, "us-east-1", "default region");
 	CHECK(o.endpoint_url == NULL && o.ca_bundle == NULL, "no endpoint, no CA bundle");
 	fs_options_fini(&o);
@@ -159,7 +159,7 @@ static void test_env(void)
 	setenv("AWS_DEFAULT_REGION", "eu-central-1", 1);
 	setenv("AWS_ENDPOINT_URL", "http://generic:1", 1);
 	parse(&o, err, sizeof(err), args);
-	fs_options_apply_env(&o);
+	fs_options_apply_env(&o, err, sizeof(err));
 	CHECK_STR(o.region, "eu-central-1", "AWS_DEFAULT_REGION");
 	CHECK_STR(o.endpoint_url, "http://generic:1", "AWS_ENDPOINT_URL");
 	fs_options_fini(&o);
@@ -168,14 +168,14 @@ static void test_env(void)
 	setenv("AWS_ENDPOINT_URL_S3", "http://s3specific:2", 1);
 	setenv("AWS_CA_BUNDLE", "/etc/ca.pem", 1);
 	parse(&o, err, sizeof(err), args);
-	fs_options_apply_env(&o);
+	fs_options_apply_env(&o, err, sizeof(err));
 	CHECK_STR(o.region, "eu-west-3", "AWS_REGION wins over AWS_DEFAULT_REGION");
 	CHECK_STR(o.endpoint_url, "http://s3specific:2", "AWS_ENDPOINT_URL_S3 wins");
 	CHECK_STR(o.ca_bundle, "/etc/ca.pem", "AWS_CA_BUNDLE");
 	fs_options_fini(&o);
 
 	parse(&o, err, sizeof(err), explicit_args);
-	fs_options_apply_env(&o);
+	fs_options_apply_env(&o, err, sizeof(err));
 	CHECK_STR(o.region, "ap-south-1", "--region wins over the environment");
 	fs_options_fini(&o);
 }

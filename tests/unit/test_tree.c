@@ -241,6 +241,13 @@ static void test_errors(void)
 	fb.page_size = 2;
 	CHECK(fs_tree_lookup(t, FS_ROOT_INO, "a.txt", &st) == -EIO,
 	      "a repeated continuation token is an error, not a loop");
+	fb.repeat_token = false;
+	fb.endless = true;
+	atomic_store(&fb.lists, 0);
+	CHECK(fs_tree_lookup(t, FS_ROOT_INO, "a.txt", &st) == -EIO,
+	      "endless empty pages are an error, not a loop");
+	CHECK(atomic_load(&fb.lists) <= 102, "given up after about 100 empty pages (%d)",
+	      atomic_load(&fb.lists));
 	fs_tree_destroy(t);
 }
 
