@@ -95,6 +95,9 @@ static char fuse_partial[256];
 static bool fuse_messages_live;
 
 static void on_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void on_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
 	size_t used = strlen(fuse_partial), n;
 	const char *line = fuse_partial;
