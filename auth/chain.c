@@ -72,7 +72,7 @@ static enum s3_status first_fetch(struct auth_source *src, struct s3_credentials
 		if (status == S3_OK || !s3_status_retryable(status) ||
 		    attempt == FIRST_FETCH_ATTEMPTS)
 			break;
-		log_info("auth", "%s: attempt %u failed: %s; retrying", src->name, attempt,
+		log_debug("auth", "%s: attempt %u failed: %s; retrying", src->name, attempt,
 			 s3_error_describe(err, what, sizeof(what)));
 		sleep_ms((250u << attempt) + arc4random_uniform(250));
 	}

@@ -26,7 +26,8 @@
 #define MAX_LEAD_S 300        /* renew at the latest this long before expiry */
 #define EXPIRY_MARGIN_S 5     /* credentials this close to expiry are not handed out */
 #define WAIT_FOR_RENEWAL_S 10 /* longest a request waits for a renewal */
-#define MIN_FORCED_GAP_MS 1000
+#define FORCED_BURST 3          /* renewals forced by S3 refusals ... */
+#define FORCED_WINDOW_MS 10000 /* ... at most this many in this window */
 #define BACKOFF_BASE_MS 1000
 #define BACKOFF_CAP_MS 30000
 #define MAX_SLEEP_S 60
@@ -45,10 +46,11 @@ struct auth_refresher {
 	bool running;                   /* lock */
 	unsigned failures;              /* lock */
 	struct timespec retry_at;       /* lock; monotonic */
-	struct timespec last_end;       /* lock; monotonic, end of the last fetch */
 	int64_t renew_at;               /* lock; wall clock, with jitter, 0 = never */
 	struct s3_error last_error;     /* lock */
 	uint64_t renewals, renewal_failures; /* lock */
+	struct timespec forced[FORCED_BURST]; /* lock; when the last forced renewals began */
+	unsigned nforced;                     /* lock; forced renewals so far */
 	pthread_t thread;
 };
 
@@ -160,7 +162,6 @@ static void refresh_locked(struct auth_refresher *r)
 	pthread_mutex_lock(&r->lock);
 	r->refreshing = false;
 	r->generation++;
-	r->last_end = mono_now();
 	if (status == S3_OK) {
 		s3_credentials_unref(r->current);
 		r->current = fresh;
@@ -278,13 +279,20 @@ static void renew_and_wait(struct auth_refresher *r)
 	}
 }
 
+/* True while a failed renewal's backoff runs: asking again before it ends would only add
+ * load to a source that is already failing. Lock held. */
+static bool in_backoff(const struct auth_refresher *r)
+{
+	return r->failures > 0 && ms_until(r->retry_at) > 0;
+}
+
 struct s3_credentials *auth_refresher_get(struct auth_refresher *r, struct s3_error *err)
 {
 	struct s3_credentials *c = NULL;
 	char what[640];
 
 	pthread_mutex_lock(&r->lock);
-	if (!usable(r) && r->source->refreshable)
+	if (!usable(r) && r->source->refreshable && !in_backoff(r))
 		renew_and_wait(r);
 	if (usable(r)) {
 		c = s3_credentials_ref(r->current);
@@ -302,11 +310,17 @@ struct s3_credentials *auth_refresher_get(struct auth_refresher *r, struct s3_er
 
 void auth_refresher_rejected(struct auth_refresher *r, const struct s3_credentials *rejected)
 {
+	struct timespec *oldest;
+
 	pthread_mutex_lock(&r->lock);
-	/* Renew only if nobody has replaced them yet, and not more than once a second: if S3
-	 * keeps refusing fresh credentials, asking STS for every request would not help. */
-	if (r->source->refreshable && r->current == rejected &&
-	    (r->generation == 0 || -ms_until(r->last_end) >= MIN_FORCED_GAP_MS)) {
+	/* Renew unless someone already replaced them, a failing source is backing off, or S3
+	 * has refused FORCED_BURST fresh sets within FORCED_WINDOW_MS: then asking again for
+	 * every request would only flood the source. */
+	oldest = &r->forced[r->nforced % FORCED_BURST];
+	if (r->source->refreshable && r->current == rejected && !in_backoff(r) &&
+	    (r->nforced < FORCED_BURST || -ms_until(*oldest) >= FORCED_WINDOW_MS)) {
+		*oldest = mono_now();
+		r->nforced++;
 		log_info("auth", "S3 refused the credentials from %s (access key %s); renewing now",
 			 r->source->name, s3_credentials_access_key_id(rejected));
 		renew_and_wait(r);

@@ -275,7 +275,6 @@ static void test_refresher_backoff_and_rejection(void)
 	auth_refresher_rejected(r, first);
 	CHECK(atomic_load(&f.fetches) == 2, "stale rejection ignored");
 	/* A renewal that fails keeps the current credentials. */
-	sleep_ms(1100);
 	atomic_store(&f.failing, 2);
 	auth_refresher_rejected(r, c);
 	struct s3_credentials *d = auth_refresher_get(r, &err);
@@ -313,10 +312,15 @@ static void test_refresher_expired(void)
 	c = auth_refresher_get(r, &err);
 	CHECK(!c && err.status == S3_EXPIRED_CREDENTIALS && strstr(err.message, "Throttling"),
 	      "expired and not renewable: %s", err.message);
+	/* While the failed renewal backs off, requests fail at once without asking again. */
+	c = auth_refresher_get(r, &err);
+	CHECK(!c && atomic_load(&f.fetches) == 1, "no new fetch during the backoff (%d)",
+	      atomic_load(&f.fetches));
 	atomic_store(&f.failing, 0);
 	f.lifetime = 60;
+	sleep_ms(1100);
 	c = auth_refresher_get(r, &err);
-	CHECK(c != NULL, "renewed inline once the source recovers");
+	CHECK(c != NULL, "renewed inline once the source recovers and the backoff ended");
 	s3_credentials_unref(c);
 	auth_refresher_destroy(r);
 }
