@@ -5,6 +5,7 @@
 #   make demo       install what is missing, build, mount a local sample bucket and show it
 #   make demo-stop  unmount the demo and stop its server
 #   make unit       unit tests only;  make integration  mount tests only
+#   make asan       unit + integration under ASan/UBSan;  make tsan  concurrency under TSan
 #   make clean
 
 VERSION := 0.1.0
@@ -43,7 +44,8 @@ BIN       := $(BUILD)/irsafs
 
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
-.PHONY: all deps test-deps check unit integration demo demo-stop clean
+.PHONY: all deps test-deps check unit integration asan asan-integration tsan tsan-integration \
+        demo demo-stop clean
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJS) $(LIB)
@@ -73,12 +75,51 @@ unit: $(UNIT_TESTS)
 integration: $(BIN)
 	IRSAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
 
+# Sanitized builds get their own build directories. Integration runs write sanitizer reports
+# to files (the daemon's stderr is not the test's); any report fails the run.
+ASAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+TSAN_FLAGS := -fsanitize=thread
+SAN_LOGS    = $(abspath $(BUILD))/logs
+CHECK_LOGS  = if ls $(SAN_LOGS)/* >/dev/null 2>&1; then cat $(SAN_LOGS)/*; \
+              echo "sanitizer reports above ($(SAN_LOGS))"; exit 1; fi
+
+# Unit and integration tests under AddressSanitizer + UBSan.
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE="$(ASAN_FLAGS)" OPT="-O1 -g" \
+		all unit asan-integration
+
+asan-integration:
+	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	ASAN_OPTIONS=log_path=$(SAN_LOGS)/asan:detect_leaks=1 \
+	UBSAN_OPTIONS=log_path=$(SAN_LOGS)/ubsan:print_stacktrace=1 \
+	IRSAFS_SANITIZED=1 IRSAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
+	@$(CHECK_LOGS)
+
+# The concurrent parts under ThreadSanitizer: threaded unit tests, the stress test and the
+# data-path tests.
+tsan:
+	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang SANITIZE="$(TSAN_FLAGS)" \
+		OPT="-O1 -g" all $(BUILD_TSAN_UNITS) tsan-integration
+
+BUILD_TSAN_UNITS = build/tsan/tests/test_reader build/tsan/tests/test_tree \
+                   build/tsan/tests/test_auth
+
+tsan-integration:
+	@set -e; for t in $(BUILD_TSAN_UNITS); do echo "== $$t"; $$t; done
+	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
+	TSAN_OPTIONS=log_path=$(SAN_LOGS)/tsan IRSAFS_SANITIZED=1 IRSAFS_BIN=$(abspath $(BIN)) \
+		$(PYTHON) -m pytest -q tests/integration/test_stress.py \
+		tests/integration/test_data_path.py
+	@$(CHECK_LOGS)
+
 # The two commands of the README. Dependencies are installed first, in a separate make, because
 # pkg-config above is read when this Makefile is parsed.
 check: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory asan
+	@$(MAKE) --no-print-directory tsan
 
 demo: test-deps
 	@$(MAKE) --no-print-directory all

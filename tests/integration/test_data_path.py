@@ -174,6 +174,8 @@ def test_random_reads_fetch_only_their_blocks(mounts, data_server):
     assert fetched <= 40 * BLOCK, f'{fetched} bytes for 40 random 4 KiB reads'
 
 
+@pytest.mark.skipif(bool(os.environ.get('IRSAFS_SANITIZED')),
+                    reason='sanitizers add their own memory')
 def test_memory_stays_under_a_small_cap(mounts, data_server):
     cap = 16 * MIB
     mount = mounts.mount(['--endpoint-url', data_server.endpoint, '--cache-size', '16M'],
