@@ -6,6 +6,7 @@
 #   make demo-stop  unmount the demo and stop its server
 #   make unit       unit tests only;  make integration  mount tests only
 #   make asan       unit + integration under ASan/UBSan;  make tsan  concurrency under TSan
+#   make fuzz       every libFuzzer harness for FUZZ_SECONDS (tests/fuzz/fuzz.mk)
 #   make clean
 
 VERSION := 0.1.0
@@ -120,6 +121,7 @@ check: test-deps
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory tsan
+	@$(MAKE) --no-print-directory -j2 fuzz-smoke
 
 demo: test-deps
 	@$(MAKE) --no-print-directory all

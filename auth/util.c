@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -143,6 +144,13 @@ enum s3_status auth_parse_json_credentials(const char *body, size_t len, const c
 	}
 	if (expiration && !date_parse_iso8601(expiration, &exp, NULL)) {
 		s3_error_set(err, status, "the %s credential response has a bad Expiration '%.40s'",
+			     source, expiration);
+		goto out;
+	}
+	if (expiration && exp <= (int64_t)time(NULL)) {
+		s3_error_set(err, status,
+			     "the %s credentials expired already at %.40s (is the system clock "
+			     "right?)",
 			     source, expiration);
 		goto out;
 	}

@@ -207,6 +207,13 @@ enum s3_status auth_sts_parse_credentials(const char *body, size_t len,
 			     "SecretAccessKey, SessionToken and Expiration are required)");
 		goto out;
 	}
+	if (exp <= (int64_t)time(NULL)) {
+		s3_error_set(err, status,
+			     "STS answered with credentials that expired already at %.40s (is the "
+			     "system clock right?)",
+			     expiration);
+		goto out;
+	}
 	*out = s3_credentials_create(akid, secret, token, (time_t)exp, "web-identity");
 	status = *out ? S3_OK : s3_error_set(err, S3_NO_MEMORY, "out of memory");
 out:

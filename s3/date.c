@@ -36,10 +36,14 @@ static bool digits(const char *s, int n, int *out)
 
 static bool valid_civil(int y, int mo, int d, int h, int mi, int s)
 {
-	static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 
-	return y >= 1970 && y <= 9999 && mo >= 1 && mo <= 12 && d >= 1 && d <= mdays[mo - 1] &&
-	       h <= 23 && mi <= 59 && s <= 60;
+	if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1)
+		return false;
+	if (d > mdays[mo - 1] + (mo == 2 && leap))
+		return false;
+	return h <= 23 && mi <= 59 && s <= 59;
 }
 
 bool date_parse_iso8601(const char *s, int64_t *sec, uint32_t *nsec)

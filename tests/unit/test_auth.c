@@ -21,11 +21,15 @@ static void test_json(void)
 		enum s3_status want;
 	} cases[] = {
 		{"{\"AccessKeyId\":\"ASIA1\",\"SecretAccessKey\":\"s\",\"Token\":\"t\","
-		 "\"Expiration\":\"2026-11-29T08:00:00Z\"}",
+		 "\"Expiration\":\"2099-01-01T00:00:00Z\"}",
 		 S3_OK},
 		{"{\"Code\":\"Success\",\"AccessKeyId\":\"ASIA1\",\"SecretAccessKey\":\"s\","
-		 "\"Token\":\"t\",\"Expiration\":\"2026-11-29T08:00:00Z\",\"Type\":\"AWS-HMAC\"}",
+		 "\"Token\":\"t\",\"Expiration\":\"2099-01-01T00:00:00Z\",\"Type\":\"AWS-HMAC\"}",
 		 S3_OK},
+		{"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\",\"Expiration\":\"1970-01-01T00:00:00Z\"}",
+		 S3_PROTOCOL},
+		{"{\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\",\"Expiration\":\"2020-01-01T00:00:00Z\"}",
+		 S3_PROTOCOL},
 		{"{\"Code\":\"Failure\",\"AccessKeyId\":\"A\",\"SecretAccessKey\":\"s\"}", S3_PROTOCOL},
 		{"{\"AccessKeyId\":\"A\"}", S3_PROTOCOL},
 		{"{\"AccessKeyId\":\"\",\"SecretAccessKey\":\"s\"}", S3_PROTOCOL},
@@ -54,7 +58,7 @@ static void test_json(void)
 		if (c) {
 			CHECK_STR(s3_credentials_access_key_id(c), "ASIA1", "json case %zu akid", i);
 			CHECK_STR(s3_credentials_session_token(c), "t", "json case %zu token", i);
-			CHECK(s3_credentials_expiration(c) == 1795939200, "json case %zu expiry", i);
+			CHECK(s3_credentials_expiration(c) == 4070908800, "json case %zu expiry", i);
 		}
 		s3_credentials_unref(c);
 	}
