@@ -50,14 +50,6 @@ static void chain_rejected(void *ctx, const struct s3_credentials *rejected)
 	auth_refresher_rejected(chain->refresher, rejected);
 }
 
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
-
 /* The first fetch: transient failures are retried a few times with backoff, so a pod that
  * starts while STS hiccups still mounts; a permanent refusal ends at once. */
 static enum s3_status first_fetch(struct auth_source *src, struct s3_credentials **out,
@@ -74,7 +66,8 @@ static enum s3_status first_fetch(struct auth_source *src, struct s3_credentials
 			break;
 		log_debug("auth", "%s: attempt %u failed: %s; retrying", src->name, attempt,
 			 s3_error_describe(err, what, sizeof(what)));
-		sleep_ms((250u << attempt) + arc4random_uniform(250));
+		if (!http_sleep_ms((250 << attempt) + arc4random_uniform(250)))
+			break;
 	}
 	return status;
 }

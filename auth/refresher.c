@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,6 +210,11 @@ static bool next_fetch(const struct auth_refresher *r, int64_t *in_ms)
 static void *run(void *arg)
 {
 	struct auth_refresher *r = arg;
+	sigset_t all;
+
+	/* Signals are for the FUSE threads (see fs/main.c). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
 	pthread_mutex_lock(&r->lock);
 	while (!r->stopping) {

@@ -33,6 +33,7 @@ int fs_errno_from_status(enum s3_status status)
 	case S3_PROTOCOL:
 	case S3_WRONG_REGION:
 	case S3_CLIENT_ERROR:
+	case S3_CANCELLED:
 		return EIO;
 	}
 	return EIO;

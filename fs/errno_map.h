@@ -14,6 +14,7 @@
  *   object changed since open (412)    ESTALE
  *   range past the end                 EINVAL (never asked for by fs/)
  *   throttled, timeout, network        EIO    (after retries)
+ *   cancelled (shutting down)          EIO
  *   server error, protocol, wrong region, other client errors   EIO
  *   no memory                          ENOMEM
  *   invalid argument                   EINVAL */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -111,6 +112,11 @@ static void fetch_run(struct fs_fetcher *f, struct run *r)
 static void *worker(void *arg)
 {
 	struct fs_fetcher *f = arg;
+	sigset_t all;
+
+	/* Signals are for the FUSE threads (see fs/main.c). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, NULL);
 
 	pthread_mutex_lock(&f->lock);
 	for (;;) {

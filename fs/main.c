@@ -30,6 +30,7 @@
 #include "fs/reader.h"
 #include "fs/tree.h"
 #include "s3/client.h"
+#include "s3/http.h"
 #include "s3/log.h"
 
 #define EXIT_USAGE 2
@@ -142,6 +143,50 @@ static int build_fuse_args(const struct fs_options *o, struct fuse_args *args)
 	}
 	free(base);
 	return rc;
+}
+
+/* Stopping: SIGTERM (Kubernetes), SIGINT (Ctrl-C) or SIGHUP ends the FUSE loop and cancels
+ * every S3 and credential transfer at once, so requests in flight fail instead of keeping the
+ * process alive; then the mount is taken down. The handler only stores flags
+ * (async-signal-safe); our own threads block these signals so that they reach the FUSE
+ * threads, whose blocking reads they interrupt. */
+static struct fuse_session *signal_session;
+static volatile sig_atomic_t stop_signal;
+static const int stop_signals[] = {SIGTERM, SIGINT, SIGHUP};
+
+static void on_stop_signal(int sig)
+{
+	stop_signal = sig;
+	http_cancel_all();
+	fuse_session_exit(signal_session);
+}
+
+static int install_signal_handlers(struct fuse_session *se)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	signal_session = se;
+	/* No SA_RESTART: the FUSE threads' reads must return EINTR. */
+	sa.sa_handler = on_stop_signal;
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++) {
+		if (sigaction(stop_signals[i], &sa, NULL) != 0)
+			return -1;
+	}
+	sa.sa_handler = SIG_IGN;
+	return sigaction(SIGPIPE, &sa, NULL);
+}
+
+static void remove_signal_handlers(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = SIG_DFL;
+	for (size_t i = 0; i < sizeof(stop_signals) / sizeof(stop_signals[0]); i++)
+		sigaction(stop_signals[i], &sa, NULL);
 }
 
 /* Everything main() sets up, torn down in reverse by app_fini. */
@@ -294,11 +339,8 @@ static int serve(struct app *a)
 	fuse_loop_cfg_set_idle_threads(loop, 16);
 	rc = fuse_session_loop_mt(a->se, loop);
 	fuse_loop_cfg_destroy(loop);
-	/* libfuse reports the signal that ended the loop; being told to stop is a clean exit. */
-	if (rc == SIGTERM || rc == SIGINT || rc == SIGHUP) {
-		log_info("main", "received %s", strsignal(rc));
-		rc = 0;
-	}
+	if (stop_signal)
+		log_info("main", "received %s: unmounting", strsignal(stop_signal));
 	return rc == 0 ? 0 : 1;
 }
 
@@ -328,8 +370,8 @@ static int mount_and_serve(struct app *a)
 	}
 	a->ctx.tree = a->tree;
 	a->ctx.reader = a->reader;
-	if (fuse_set_signal_handlers(a->se) != 0) {
-		fprintf(stderr, "irsafs: cannot install signal handlers\n");
+	if (install_signal_handlers(a->se) != 0) {
+		fprintf(stderr, "irsafs: cannot install signal handlers: %s\n", strerror(errno));
 		return 1;
 	}
 	a->handlers = true;
@@ -353,7 +395,7 @@ static void app_fini(struct app *a)
 	if (a->mounted)
 		fuse_session_unmount(a->se);
 	if (a->handlers)
-		fuse_remove_signal_handlers(a->se);
+		remove_signal_handlers();
 	if (a->se)
 		fuse_session_destroy(a->se);
 	fuse_opt_free_args(&a->args);

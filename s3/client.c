@@ -433,14 +433,6 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static enum s3_status execute(struct s3_client *c, const struct op *op,
 			      struct http_response *resp, struct s3_error *err)
 {
@@ -493,7 +485,8 @@ static enum s3_status execute(struct s3_client *c, const struct op *op,
 		}
 		log_debug("s3", "%s attempt %u failed: %s; retrying in %lld ms", op->name, attempt,
 			  s3_error_describe(err, what, sizeof(what)), (long long)delay);
-		sleep_ms(delay);
+		if (!http_sleep_ms(delay))
+			return s3_error_set(err, S3_CANCELLED, "cancelled: shutting down");
 	}
 	return status;
 }

@@ -13,6 +13,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,10 @@
 #include "log.h"
 
 #define ERROR_BODY_LIMIT (64u * 1024)
+#define CANCEL_POLL_MS 50
+
+/* Set once, when the process shuts down; read by every transfer. */
+static atomic_bool cancelled;
 #define DEFAULT_BODY_LIMIT (1024u * 1024)
 
 struct http_transport {
@@ -361,6 +367,36 @@ static int on_debug(CURL *curl, curl_infotype type, char *data, size_t size, voi
 	return 0;
 }
 
+void http_cancel_all(void)
+{
+	atomic_store(&cancelled, true);
+}
+
+bool http_cancelled(void)
+{
+	return atomic_load_explicit(&cancelled, memory_order_relaxed);
+}
+
+bool http_sleep_ms(int64_t ms)
+{
+	while (ms > 0 && !http_cancelled()) {
+		int64_t slice = ms < CANCEL_POLL_MS ? ms : CANCEL_POLL_MS;
+		struct timespec ts = {0, (long)slice * 1000000L};
+
+		nanosleep(&ts, NULL);
+		ms -= slice;
+	}
+	return !http_cancelled();
+}
+
+/* curl calls this about once a second and whenever data moves; a non-zero answer aborts. */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	(void)user, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+	return http_cancelled();
+}
+
 static enum s3_status status_from_curl(CURLcode rc, const char *detail, struct s3_error *err)
 {
 	const char *text = detail && *detail ? detail : curl_easy_strerror(rc);
@@ -368,6 +404,8 @@ static enum s3_status status_from_curl(CURLcode rc, const char *detail, struct s
 	switch (rc) {
 	case CURLE_OPERATION_TIMEDOUT:
 		return s3_error_set(err, S3_TIMEOUT, "timed out: %s", text);
+	case CURLE_ABORTED_BY_CALLBACK:
+		return s3_error_set(err, S3_CANCELLED, "cancelled: shutting down");
 	case CURLE_OUT_OF_MEMORY:
 		return s3_error_set(err, S3_NO_MEMORY, "out of memory");
 	case CURLE_URL_MALFORMAT:
@@ -415,6 +453,8 @@ static void configure(struct http_transport *t, struct transfer *tr, struct curl
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, tr);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, tr);
+	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
 	if (log_enabled(LOG_LEVEL_TRACE)) {
 		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
@@ -442,6 +482,8 @@ enum s3_status http_perform(struct http_transport *t, const struct http_request 
 	CURLcode rc;
 
 	response_reset(resp);
+	if (http_cancelled())
+		return s3_error_set(err, S3_CANCELLED, "cancelled: shutting down");
 	for (size_t i = 0; i < req->nheaders; i++) {
 		next = curl_slist_append(headers, req->headers[i]);
 		if (!next) {

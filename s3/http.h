@@ -77,6 +77,18 @@ void http_transport_destroy(struct http_transport *t);
 void http_response_init(struct http_response *resp);
 void http_response_fini(struct http_response *resp);
 
+/* Ends every transfer in progress at once, and makes every later http_perform fail at once,
+ * with S3_CANCELLED: the process is shutting down and nothing may keep it waiting.
+ * Async-signal-safe (it stores one lock-free atomic flag). */
+void http_cancel_all(void);
+
+/* True once http_cancel_all has been called. */
+bool http_cancelled(void);
+
+/* Sleeps for ms milliseconds, or less if http_cancel_all is called meanwhile. Returns false
+ * when cancelled. For retry backoffs. */
+bool http_sleep_ms(int64_t ms);
+
 /* Records one raw response header line ("Name: value\r\n", or a status line, which starts a
  * new response) into resp: the headers the struct has fields for, trimmed and truncated to
  * fit; Content-Length only when it is a valid number (else -1). Pure; safe on any bytes. */

@@ -120,6 +120,8 @@ const char *s3_status_name(enum s3_status status)
 		return "no-memory";
 	case S3_INVALID_ARGUMENT:
 		return "invalid-argument";
+	case S3_CANCELLED:
+		return "cancelled";
 	}
 	return "unknown";
 }

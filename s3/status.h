@@ -32,6 +32,7 @@ enum s3_status {
 	S3_PROTOCOL,            /* a response we cannot make sense of */
 	S3_NO_MEMORY,
 	S3_INVALID_ARGUMENT, /* a bad value from our own caller or configuration */
+	S3_CANCELLED,        /* the process is shutting down (http_cancel_all) */
 };
 
 struct s3_error {
