@@ -4,6 +4,7 @@
 #   make check      install what is missing, build, run unit and integration tests
 #   make demo       install what is missing, build, mount a local sample bucket and show it
 #   make demo-stop  unmount the demo and stop its server
+#   make install    irsafs, the mount.irsafs helper and irsafs(8) (PREFIX, DESTDIR)
 #   make unit       unit tests only;  make integration  mount tests only
 #   make asan       unit + integration under ASan/UBSan;  make tsan  concurrency under TSan
 #   make fuzz       every libFuzzer harness for FUZZ_SECONDS (tests/fuzz/fuzz.mk)
@@ -46,7 +47,7 @@ BIN       := $(BUILD)/irsafs
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 
 .PHONY: all deps test-deps check unit integration asan asan-integration tsan tsan-integration \
-        demo demo-stop clean
+        demo demo-stop install uninstall clean
 all: $(BIN)
 
 $(BIN): $(MAIN_OBJS) $(LIB)
@@ -129,6 +130,26 @@ demo: test-deps
 
 demo-stop:
 	@$(PYTHON) tests/demo.py stop
+
+# Installation: the binary, the mount(8) helper (for `mount -t fuse.irsafs` and fstab) and
+# the man page. DESTDIR for staging, PREFIX for the layout.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  ?= $(PREFIX)/bin
+SBINDIR ?= /sbin
+MANDIR  ?= $(PREFIX)/share/man
+
+install: $(BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BIN) $(DESTDIR)$(BINDIR)/irsafs
+	sed 's|@BINDIR@|$(BINDIR)|g' packaging/mount.irsafs > $(DESTDIR)$(SBINDIR)/mount.irsafs
+	chmod 0755 $(DESTDIR)$(SBINDIR)/mount.irsafs
+	ln -sf mount.irsafs $(DESTDIR)$(SBINDIR)/mount.fuse.irsafs
+	install -m 0644 packaging/irsafs.8 $(DESTDIR)$(MANDIR)/man8/irsafs.8
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/irsafs $(DESTDIR)$(SBINDIR)/mount.irsafs \
+		$(DESTDIR)$(SBINDIR)/mount.fuse.irsafs $(DESTDIR)$(MANDIR)/man8/irsafs.8
 
 clean:
 	rm -rf $(BUILD)

@@ -197,6 +197,7 @@ struct app {
 	struct fuse_session *se;
 	bool handlers;
 	bool mounted;
+	bool ready_written;
 	struct auth_chain *chain;
 	const char *source; /* of credentials, for messages */
 	struct s3_client *client;
@@ -222,11 +223,23 @@ static int check_mountpoint(struct app *a)
 		fprintf(stderr, "irsafs: mount point '%s' is not a directory\n", a->o.mountpoint);
 		return 1;
 	}
-	/* The daemon leaves the working directory; unmounting must not depend on it. */
+	/* The daemon leaves the working directory; unmounting must not depend on it, nor the
+	 * ready file's place. */
 	a->mountpoint = realpath(a->o.mountpoint, NULL);
 	if (!a->mountpoint) {
 		fprintf(stderr, "irsafs: mount point '%s': %s\n", a->o.mountpoint, strerror(errno));
 		return 1;
+	}
+	if (a->o.ready_file && a->o.ready_file[0] != '/') {
+		char cwd[PATH_MAX], *abs = NULL;
+
+		if (!getcwd(cwd, sizeof(cwd)) || asprintf(&abs, "%s/%s", cwd, a->o.ready_file) < 0) {
+			fprintf(stderr, "irsafs: cannot resolve the ready file '%s'\n",
+				a->o.ready_file);
+			return 1;
+		}
+		free(a->o.ready_file);
+		a->o.ready_file = abs;
 	}
 	return 0;
 }
@@ -308,6 +321,27 @@ static int connect_bucket(struct app *a)
 	return 0;
 }
 
+/* The ready file: written (atomically, by rename) once the mount is live and this process will
+ * serve it, removed at exit. */
+static bool write_ready_file(struct app *a)
+{
+	char tmp[PATH_MAX];
+	FILE *f;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", a->o.ready_file) >= (int)sizeof(tmp))
+		return false;
+	f = fopen(tmp, "w");
+	if (!f)
+		return false;
+	fprintf(f, "%ld %s\n", (long)getpid(), a->mountpoint);
+	if (fclose(f) != 0 || rename(tmp, a->o.ready_file) != 0) {
+		unlink(tmp);
+		return false;
+	}
+	a->ready_written = true;
+	return true;
+}
+
 static int serve(struct app *a)
 {
 	struct fuse_loop_config *loop = NULL;
@@ -317,7 +351,7 @@ static int serve(struct app *a)
 		fprintf(stderr, "irsafs: cannot daemonize: %s\n", strerror(errno));
 		return 1;
 	}
-	if (!a->o.foreground)
+	if (!a->o.foreground && !a->o.log_file)
 		log_use_syslog(true);
 	/* Threads start only now: they would not survive fuse_daemonize's fork. */
 	if (a->chain && auth_chain_start(a->chain) != 0) {
@@ -326,6 +360,11 @@ static int serve(struct app *a)
 	}
 	if (fs_reader_start(a->reader) != 0) {
 		log_error("main", "cannot start the fetch workers");
+		return 1;
+	}
+	if (a->o.ready_file && !write_ready_file(a)) {
+		log_error("main", "cannot write the ready file %s: %s", a->o.ready_file,
+			  strerror(errno));
 		return 1;
 	}
 	loop = fuse_loop_cfg_create();
@@ -392,6 +431,8 @@ static int mount_and_serve(struct app *a)
 
 static void app_fini(struct app *a)
 {
+	if (a->ready_written)
+		unlink(a->o.ready_file);
 	if (a->mounted)
 		fuse_session_unmount(a->se);
 	if (a->handlers)
@@ -427,6 +468,12 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(a.o.log_level);
+	if (a.o.log_file && !log_use_file(a.o.log_file)) {
+		fprintf(stderr, "irsafs: cannot open the log file %s: %s\n", a.o.log_file,
+			strerror(errno));
+		app_fini(&a);
+		return 1;
+	}
 	if (!fs_options_apply_env(&a.o, msg, sizeof(msg))) {
 		fprintf(stderr, "irsafs: %s\n", msg);
 		app_fini(&a);

@@ -34,6 +34,8 @@ enum opt_id {
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_ATTEMPTS,
 	OPT_MAX_RETRY_TIME,
+	OPT_LOG_FILE,
+	OPT_READY_FILE,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -64,6 +66,8 @@ static const struct opt_desc table[] = {
 	{"max-connections", 0, true, OPT_MAX_CONNECTIONS},
 	{"max-attempts", 0, true, OPT_MAX_ATTEMPTS},
 	{"max-retry-time", 0, true, OPT_MAX_RETRY_TIME},
+	{"log-file", 0, true, OPT_LOG_FILE},
+	{"ready-file", 0, true, OPT_READY_FILE},
 	{"help", 'h', false, OPT_HELP},
 	{"version", 'V', false, OPT_VERSION},
 };
@@ -106,6 +110,10 @@ void fs_options_usage(FILE *out)
 	      "  -f, --foreground       stay in the foreground, log to stderr\n"
 	      "  -d, --debug            log at debug level (same as --log-level debug)\n"
 	      "  --log-level LEVEL      error, warn, info (default), debug or trace\n"
+	      "  --log-file PATH        append the log to PATH (default: stderr in the\n"
+	      "                         foreground, syslog as a daemon)\n"
+	      "  --ready-file PATH      create PATH once the mount is live, remove it at exit\n"
+	      "                         (for readiness probes; 'mountpoint -q DIR' works too)\n"
 	      "  -o OPT[=VAL],...       any option above by name (e.g. -o prefix=data/,allow_other),\n"
 	      "                         or a FUSE mount option\n"
 	      "  -h, --help             show this help\n"
@@ -334,6 +342,12 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 		if (o->max_retry_ms == 0)
 			o->max_retry_ms = 1;
 		return true;
+	case OPT_LOG_FILE:
+	case OPT_READY_FILE:
+		if (!*v)
+			return fail(err, errlen, "--%s needs a path", d->name);
+		return replace(d->id == OPT_LOG_FILE ? &o->log_file : &o->ready_file, v) ||
+		       fail(err, errlen, "out of memory");
 	case OPT_HELP:
 		o->help = true;
 		return true;
@@ -554,5 +568,7 @@ void fs_options_fini(struct fs_options *o)
 	free(o->endpoint_url);
 	free(o->ca_bundle);
 	free(o->fuse_options);
+	free(o->log_file);
+	free(o->ready_file);
 	memset(o, 0, sizeof(*o));
 }

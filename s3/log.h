@@ -2,7 +2,8 @@
  * Logging for every layer of irsafs.
  *
  * One line per event: "irsafs[<pid>] <level> <component>: <message>" on stderr in the foreground,
- * or to syslog (facility daemon) once the process has daemonized. The level is global and may be
+ * to syslog (facility daemon) once the process has daemonized, or to a file when asked (the
+ * file's lines also carry a UTC timestamp). The level is global and may be
  * changed at any time; reading it is a relaxed atomic load, so a disabled debug line costs one
  * comparison.
  *
@@ -31,9 +32,13 @@ enum log_level log_get_level(void);
 /* Parses "error", "warn", "info", "debug" or "trace". Returns false for anything else. */
 bool log_parse_level(const char *name, enum log_level *out);
 
-/* Sends later messages to syslog instead of stderr (after daemonizing). Not thread-safe: call
- * before starting threads. */
+/* Sends later messages to syslog instead of stderr (after daemonizing), unless a log file is
+ * in use. Not thread-safe: call before starting threads. */
 void log_use_syslog(bool on);
+
+/* Appends later messages to the file at path (created 0600 if needed) instead of stderr or
+ * syslog. Returns false with errno set if it cannot be opened. Call before starting threads. */
+bool log_use_file(const char *path);
 
 /* True when a message at `level` would be written. */
 bool log_enabled(enum log_level level);
