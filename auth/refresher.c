@@ -266,23 +266,32 @@ void auth_refresher_destroy(struct auth_refresher *r)
 	free(r);
 }
 
-/* Gets a renewal done: by the thread if it runs, else here. Waits at most WAIT_FOR_RENEWAL_S.
- * Lock held. */
+/* Waits, at most WAIT_FOR_RENEWAL_S, for the fetch that ends generation gen. Lock held. */
+static void wait_for_fetch(struct auth_refresher *r, uint64_t gen)
+{
+	struct timespec deadline = mono_after_ms(WAIT_FOR_RENEWAL_S * 1000);
+
+	while (r->generation == gen && !r->stopping) {
+		if (pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == ETIMEDOUT)
+			break;
+	}
+}
+
+/* Gets a renewal done (by the thread if it runs, else here) and waits for it; if one is
+ * already asked for or running, waits for that one instead of asking again. Lock held. */
 static void renew_and_wait(struct auth_refresher *r)
 {
 	uint64_t gen = r->generation;
-	struct timespec deadline = mono_after_ms(WAIT_FOR_RENEWAL_S * 1000);
 
 	if (!r->running) {
 		refresh_locked(r);
 		return;
 	}
-	r->refresh_now = true;
-	pthread_cond_signal(&r->wake);
-	while (r->generation == gen && !r->stopping) {
-		if (pthread_cond_timedwait(&r->changed, &r->lock, &deadline) == ETIMEDOUT)
-			break;
+	if (!r->refresh_now && !r->refreshing) {
+		r->refresh_now = true;
+		pthread_cond_signal(&r->wake);
 	}
+	wait_for_fetch(r, gen);
 }
 
 /* True while a failed renewal's backoff runs: asking again before it ends would only add
@@ -319,17 +328,25 @@ void auth_refresher_rejected(struct auth_refresher *r, const struct s3_credentia
 	struct timespec *oldest;
 
 	pthread_mutex_lock(&r->lock);
-	/* Renew unless someone already replaced them, a failing source is backing off, or S3
-	 * has refused FORCED_BURST fresh sets within FORCED_WINDOW_MS: then asking again for
-	 * every request would only flood the source. */
-	oldest = &r->forced[r->nforced % FORCED_BURST];
-	if (r->source->refreshable && r->current == rejected && !in_backoff(r) &&
-	    (r->nforced < FORCED_BURST || -ms_until(*oldest) >= FORCED_WINDOW_MS)) {
-		*oldest = mono_now();
-		r->nforced++;
-		log_info("auth", "S3 refused the credentials from %s (access key %s); renewing now",
-			 r->source->name, s3_credentials_access_key_id(rejected));
-		renew_and_wait(r);
+	if (!r->source->refreshable || r->current != rejected) {
+		/* Static keys cannot be renewed; replaced ones need nothing more. */
+	} else if (r->refresh_now || r->refreshing) {
+		/* Requests refused together share the renewal under way. */
+		wait_for_fetch(r, r->generation);
+	} else {
+		/* Renew unless a failing source is backing off, or S3 has refused FORCED_BURST
+		 * fresh sets within FORCED_WINDOW_MS: then asking again for every request would
+		 * only flood the source. */
+		oldest = &r->forced[r->nforced % FORCED_BURST];
+		if (!in_backoff(r) &&
+		    (r->nforced < FORCED_BURST || -ms_until(*oldest) >= FORCED_WINDOW_MS)) {
+			*oldest = mono_now();
+			r->nforced++;
+			log_info("auth",
+				 "S3 refused the credentials from %s (access key %s); renewing now",
+				 r->source->name, s3_credentials_access_key_id(rejected));
+			renew_and_wait(r);
+		}
 	}
 	pthread_mutex_unlock(&r->lock);
 }

@@ -119,10 +119,12 @@ Control API (no authentication, never counted in the statistics), under ``/__irs
   (``CREDENTIAL_OPS`` names the latter). While a credential endpoint is enabled it also has
   ``"credentials": {"issued": [{"access_key_id", "source": "sts"|"container"|"imds",
   "role_arn", "session_name", "issued", "expiration" (ISO 8601), "issued_epoch",
-  "expires_epoch", "expired", "revoked": null or the S3 error code}, ...] (issued since the
-  last reset, oldest first, at most 1000; never a secret or token), "token_rejections":
-  {"ExpiredToken": n, "InvalidToken": n} (S3 requests refused for their token, static
-  credentials included), "injected_failures": {"sts": n, "container": n, "imds": n}}``.
+  "expires_epoch", "expired", "revoked": null or the S3 error code,
+  "web_identity_token_sha256": SHA-256 (hex) of the web identity token STS was given, without
+  surrounding whitespace, or null}, ...] (issued since the last reset, oldest first, at most
+  1000; never a secret or token), "token_rejections": {"ExpiredToken": n, "InvalidToken": n}
+  (S3 requests refused for their token, static credentials included), "injected_failures":
+  {"sts": n, "container": n, "imds": n}}``.
 * ``POST /__irsafs/reset``: zeroes the statistics (issued credentials stay valid).
 * ``POST /__irsafs/config``: JSON body with ``page_size`` and/or ``ignore_encoding_type``;
   answers the resulting settings.
@@ -139,6 +141,13 @@ Control API (no authentication, never counted in the statistics), under ``/__irs
   for Throttling, IDPCommunicationError, InternalFailure, ExpiredTokenException...), and
   every request waits ``delay`` seconds first until the next call; ``{}`` clears both.
   Answers the new settings.
+* ``GET /__irsafs/secrets`` (test-only: real services never reveal these): every secret the
+  server has handed out or received, for tests that check a client never leaks one:
+  ``{"credentials": [{"access_key_id", "secret_access_key", "session_token", "source"}, ...]
+  (every temporary credential ever issued, oldest first, resets notwithstanding),
+  "imds_tokens": [...] (every IMDSv2 session token issued), "web_identity_tokens": [...]
+  (every token seen in the STS token file), "signatures": [...] (the ``Signature`` values of
+  the last 1000 signed S3 requests)}``.
 * ``POST /__irsafs/revoke``: optional JSON body ``{"code": "InvalidToken" | "ExpiredToken" |
   "AccessDenied" | "InvalidAccessKeyId", "status": n, "message": ..}``: every temporary
   credential issued so far is refused by S3 from now on with that error (default 400
@@ -150,11 +159,11 @@ In the query of a control request ``bucket`` and ``key`` are percent-decoded to 
 For tests, import this module: ``start_server(args) -> (proc, port)``, ``stop_server(proc)``,
 ``Control(port)`` (a client of the control API: ``put``, ``bulk``, ``delete``, ``stats``,
 ``reset``, ``config``, ``cred_config``, ``sts_fail``, ``container_fail``, ``imds_fail``,
-``revoke``, ``credential_stats``, ``issued``, ``s3_requests``), ``make_data(size, seed)`` and
-``write_token_file(path, token)`` (atomic replacement, as kubelet rotates tokens). To extend
-the server further, subclass ``S3RequestHandler`` and override ``handle_extra`` (it runs before
-the credential endpoints and S3), then pass the subclass to ``main`` or to ``S3Server`` (and
-``run`` it).
+``revoke``, ``credential_stats``, ``issued``, ``s3_requests``, ``secrets``),
+``make_data(size, seed)`` and ``write_token_file(path, token)`` (atomic replacement, as kubelet
+rotates tokens). To extend the server further, subclass ``S3RequestHandler`` and override
+``handle_extra`` (it runs before the credential endpoints and S3), then pass the subclass to
+``main`` or to ``S3Server`` (and ``run`` it).
 """
 
 import argparse
@@ -481,6 +490,7 @@ class TemporaryCredential:
     role_arn: str = None
     session_name: str = None
     revoked: object = None
+    token_sha256: str = None  # STS: SHA-256 (hex) of the web identity token presented
 
     def describe(self, now):
         """The credential as JSON-ready data for the statistics (no secret, no token)."""
@@ -489,7 +499,8 @@ class TemporaryCredential:
                 'issued': iso8601_seconds(self.issued), 'expiration': iso8601_seconds(self.expires),
                 'issued_epoch': self.issued, 'expires_epoch': self.expires,
                 'expired': now >= self.expires,
-                'revoked': None if self.revoked is None else self.revoked.code}
+                'revoked': None if self.revoked is None else self.revoked.code,
+                'web_identity_token_sha256': self.token_sha256}
 
 
 @dataclasses.dataclass
@@ -674,6 +685,10 @@ class S3Server:
         self.temporary = {}
         self.imds_tokens = {}
         self.seen_web_identity_tokens = set()
+        # Test-only records of secrets, for GET /__irsafs/secrets: every IMDS token issued,
+        # and the signatures of the last LOG_LENGTH signed S3 requests.
+        self.issued_imds_tokens = []
+        self.received_signatures = collections.deque(maxlen=LOG_LENGTH)
         self.reset_stats()
         self.configure_credentials(**(credential_settings or {}))
         for endpoint, settings in (faults or {}).items():
@@ -861,13 +876,17 @@ class S3Server:
             self.stats['injected_failures'][endpoint] += 1
             return fault.delay, fault.error()
 
-    def issue_credential(self, source, lifetime, role_arn=None, session_name=None):
+    def issue_credential(self, source, lifetime, role_arn=None, session_name=None,
+                         web_identity_token=None):
         """Create and register a temporary credential valid for `lifetime` seconds (its
-        expiry is rounded down to a whole second, as the Expiration sent); return it."""
+        expiry is rounded down to a whole second, as the Expiration sent); return it. The
+        SHA-256 of `web_identity_token` (STS) is kept, to tell which token was used."""
         now = time.time()
+        fingerprint = (None if web_identity_token is None else
+                       hashlib.sha256(web_identity_token.strip().encode()).hexdigest())
         credential = TemporaryCredential(
             new_access_key_id(), new_secret_access_key(), new_session_token(), source, now,
-            math.floor(now + lifetime), role_arn, session_name)
+            math.floor(now + lifetime), role_arn, session_name, token_sha256=fingerprint)
         with self.lock:
             self.temporary[credential.access_key_id] = credential
             self.stats['issued'].append(credential.access_key_id)
@@ -897,7 +916,20 @@ class S3Server:
             self.imds_tokens = {key: expiry for key, expiry in self.imds_tokens.items()
                                 if expiry > now}
             self.imds_tokens[token] = now + ttl
+            self.issued_imds_tokens.append(token)
         return token
+
+    def secrets_snapshot(self):
+        """Every secret handed out or received (test-only; see GET /__irsafs/secrets)."""
+        with self.lock:
+            return {'credentials': [{'access_key_id': credential.access_key_id,
+                                     'secret_access_key': credential.secret_access_key,
+                                     'session_token': credential.session_token,
+                                     'source': credential.source}
+                                    for credential in self.temporary.values()],
+                    'imds_tokens': list(self.issued_imds_tokens),
+                    'web_identity_tokens': sorted(self.seen_web_identity_tokens),
+                    'signatures': list(self.received_signatures)}
 
     def imds_token_valid(self, token):
         with self.lock:
@@ -937,6 +969,7 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         ('POST', 'container-fail'): 'control_container_fail',
         ('POST', 'imds-fail'): 'control_imds_fail',
         ('POST', 'revoke'): 'control_revoke',
+        ('GET', 'secrets'): 'control_secrets',
     }
 
     @property
@@ -1100,6 +1133,8 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
             raise S3Error(403, 'AccessDenied', 'Access Denied')
         (akid, scope_date, region, service, terminator), signed, signature = \
             self.parse_authorization(header)
+        with self.s3.lock:
+            self.s3.received_signatures.append(signature)
         with self.s3.lock:
             temporary = self.s3.temporary.get(akid)
         if akid not in self.s3.credentials and temporary is None:
@@ -1480,7 +1515,7 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
                                   'Not authorized to perform sts:AssumeRoleWithWebIdentity')
         session_name = params['RoleSessionName']
         credential = self.s3.issue_credential('sts', self.s3.sts_duration, role_arn,
-                                              session_name)
+                                              session_name, web_identity_token=token)
         self.send(200, {'Content-Type': 'text/xml', 'x-amzn-RequestId': self.sts_request_id()},
                   sts_response(role_arn, session_name, token, credential,
                                self.sts_request_id()).encode())
@@ -1675,6 +1710,9 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def control_revoke(self, _query):
         return {'revoked': self.s3.revoke_credentials(**self.json_object())}
+
+    def control_secrets(self, _query):
+        return self.s3.secrets_snapshot()
 
 
 def sts_validation_errors(params):
@@ -1891,6 +1929,12 @@ class Control:
         ``access_key_id``, ``source``, ``issued``, ``expiration``, ``expired``,
         ``revoked``...)."""
         return self.credential_stats()['issued']
+
+    def secrets(self):
+        """Test-only: every secret the server handed out or received (``credentials`` with
+        ``secret_access_key`` and ``session_token``, ``imds_tokens``, ``web_identity_tokens``,
+        ``signatures``); see GET /__irsafs/secrets."""
+        return self.call('GET', 'secrets')
 
     def s3_requests(self):
         """The S3 operation counts of the statistics, without the credential endpoints."""

@@ -7,6 +7,7 @@ Run: cd /work/main && /usr/bin/python3 -m pytest -q tests/integration/test_creds
 
 import base64
 import calendar
+import hashlib
 import http.client
 import json
 import os
@@ -846,6 +847,38 @@ def test_stats_list_issued_credentials_without_secrets(port, control):
         assert secret not in text
     assert control.s3_requests() == {}
     assert set(stats['requests']) <= s3server.CREDENTIAL_OPS
+
+
+def test_secrets_lists_what_was_handed_out_and_received(port, control):
+    """The test-only secrets action: every issued credential with its secret and token (even
+    after a reset), every IMDS token, every web identity token seen, and the signatures of
+    signed S3 requests; the statistics tell which web identity token an STS credential came
+    from (by its SHA-256 only)."""
+    control.reset()
+    sts = issue(port)
+    fingerprints = {entry['access_key_id']: entry['web_identity_token_sha256']
+                    for entry in control.issued()}
+    assert fingerprints == {sts[0]: hashlib.sha256(WEB_TOKEN.encode()).hexdigest()}
+    control.reset()
+    container = container_credentials(port)
+    [issued] = control.issued()
+    assert issued['web_identity_token_sha256'] is None
+    token = imds_token(port)
+    client = s3_with(port, botocore.credentials.Credentials(sts[0], sts[1], sts[2]))
+    assert list_keys(client) == ['hello.txt']
+    secrets = control.secrets()
+    by_akid = {entry['access_key_id']: entry for entry in secrets['credentials']}
+    assert by_akid[sts[0]] == {'access_key_id': sts[0], 'secret_access_key': sts[1],
+                               'session_token': sts[2], 'source': 'sts'}
+    assert by_akid[container['AccessKeyId']]['secret_access_key'] == \
+        container['SecretAccessKey']
+    assert by_akid[container['AccessKeyId']]['session_token'] == container['Token']
+    assert [entry['access_key_id'] for entry in secrets['credentials']][-2:] == \
+        [sts[0], container['AccessKeyId']]
+    assert token in secrets['imds_tokens']
+    assert WEB_TOKEN in secrets['web_identity_tokens']
+    assert secrets['signatures'] and all(len(sig) == 64 for sig in secrets['signatures'])
+    assert 'secrets' not in json.dumps(control.stats()['requests'])
 
 
 def test_control_validation(control):
