@@ -278,6 +278,7 @@ static int connect_bucket(struct app *a)
 		.max_connections = a->o.max_connections + 4,
 		.max_attempts = a->o.max_attempts,
 		.max_retry_ms = a->o.max_retry_ms,
+		.stall_timeout_s = a->o.stall_timeout_s,
 	};
 	struct s3_list_params params = {
 		.prefix = a->o.prefix,

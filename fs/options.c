@@ -34,6 +34,7 @@ enum opt_id {
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_ATTEMPTS,
 	OPT_MAX_RETRY_TIME,
+	OPT_STALL_TIMEOUT,
 	OPT_LOG_FILE,
 	OPT_READY_FILE,
 	OPT_HELP,
@@ -66,6 +67,7 @@ static const struct opt_desc table[] = {
 	{"max-connections", 0, true, OPT_MAX_CONNECTIONS},
 	{"max-attempts", 0, true, OPT_MAX_ATTEMPTS},
 	{"max-retry-time", 0, true, OPT_MAX_RETRY_TIME},
+	{"stall-timeout", 0, true, OPT_STALL_TIMEOUT},
 	{"log-file", 0, true, OPT_LOG_FILE},
 	{"ready-file", 0, true, OPT_READY_FILE},
 	{"help", 'h', false, OPT_HELP},
@@ -105,6 +107,8 @@ void fs_options_usage(FILE *out)
 	      "                         AWS_MAX_ATTEMPTS, else 6)\n"
 	      "  --max-retry-time SECS  no retry starts later than this after the first try\n"
 	      "                         (default 30); then the read fails with EIO\n"
+	      "  --stall-timeout SECS   a transfer that moves no byte for this long is cut and\n"
+	      "                         retried (default 10)\n"
 	      "\n"
 	      "Process:\n"
 	      "  -f, --foreground       stay in the foreground, log to stderr\n"
@@ -341,6 +345,12 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 				    "--max-retry-time '%s' is not a number of seconds up to 3600", v);
 		if (o->max_retry_ms == 0)
 			o->max_retry_ms = 1;
+		return true;
+	case OPT_STALL_TIMEOUT:
+		if (!parse_id(v, &id) || id < 1 || id > 3600)
+			return fail(err, errlen,
+				    "--stall-timeout '%s' is not a number of seconds from 1 to 3600", v);
+		o->stall_timeout_s = id;
 		return true;
 	case OPT_LOG_FILE:
 	case OPT_READY_FILE:

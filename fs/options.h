@@ -40,6 +40,7 @@ struct fs_options {
 	unsigned max_connections; /* concurrent GETs */
 	unsigned max_attempts;    /* per S3 request; 0: AWS_MAX_ATTEMPTS or the default */
 	int64_t max_retry_ms;     /* no retry starts later than this; 0: the default */
+	unsigned stall_timeout_s; /* a transfer without a byte for this long is retried; 0: 10 */
 	char *fuse_options; /* comma-separated options passed to libfuse, or NULL */
 	char *log_file;     /* log here instead of stderr/syslog, or NULL */
 	char *ready_file;   /* created once the mount is live, removed at exit, or NULL */
