@@ -65,7 +65,8 @@ struct fs_cache {
 	char **pool;               /* free buffers */
 	size_t npool;
 	size_t mapped;             /* buffers mapped in all */
-	unsigned room_waiters;
+	unsigned room_waiters;  /* threads waiting for room */
+	unsigned block_waiters; /* threads waiting for a block to finish loading */
 	struct fs_cache_stats stats;
 };
 
@@ -394,7 +395,10 @@ void fs_cache_complete(struct fs_cache *c, struct fs_cache_block *b, int err)
 		b->state = BLOCK_READY;
 		b->len = size - start < c->block_size ? (size_t)(size - start) : c->block_size;
 	}
-	pthread_cond_broadcast(&c->changed);
+	/* Most blocks complete with nobody waiting (prefetch runs ahead of the reader): waking
+	 * every sleeper for each of them would only cost context switches. */
+	if (c->block_waiters || c->room_waiters)
+		pthread_cond_broadcast(&c->changed);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -403,8 +407,10 @@ int fs_cache_wait(struct fs_cache *c, struct fs_cache_block *b)
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
+	c->block_waiters++;
 	while (b->state == BLOCK_LOADING)
 		pthread_cond_wait(&c->changed, &c->lock);
+	c->block_waiters--;
 	rc = b->state == BLOCK_READY ? 0 : -b->err;
 	pthread_mutex_unlock(&c->lock);
 	return rc;

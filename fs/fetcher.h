@@ -19,7 +19,7 @@
 #include "cache.h"
 
 /* Longest run, in blocks. */
-#define FS_FETCH_MAX_BLOCKS 64
+#define FS_FETCH_MAX_BLOCKS 128
 
 struct fs_fetcher;
 

@@ -22,11 +22,11 @@
 #include "fetcher.h"
 #include "s3/log.h"
 
-#define DEFAULT_BLOCK (256 * 1024)
+#define DEFAULT_BLOCK (64 * 1024)
 #define PART_BYTES (8u * 1024 * 1024)
 #define INITIAL_WINDOW (1024 * 1024)
 #define MAX_WINDOW (64u * 1024 * 1024)
-#define MAX_READ_BLOCKS 64
+#define MAX_READ_BLOCKS 160
 
 struct fs_reader {
 	struct fs_tree *tree;

@@ -28,7 +28,7 @@
 
 struct fs_reader_config {
 	size_t cache_size;        /* bytes of object data held at most (prefetch included) */
-	size_t block_size;        /* 0: 256 KiB */
+	size_t block_size;        /* 0: 64 KiB */
 	unsigned max_connections; /* concurrent GETs for prefetch and reads */
 };
 
