@@ -10,6 +10,11 @@
  * process forks only after the mount is live, so the parent's exit status tells the truth.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mount.h>
+#include <sys/statfs.h>
+#include <sys/wait.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -34,6 +39,8 @@
 #include "s3/log.h"
 
 #define EXIT_USAGE 2
+
+extern char **environ;
 
 /* Explains a failed pre-mount listing in one line, naming the cause and the S3 error code. */
 static void report_probe_failure(const struct fs_options *o, const struct s3_client *client,
@@ -207,10 +214,34 @@ struct app {
 	struct fs_ops_context ctx;
 };
 
+/* A FUSE mount whose daemon died (killed without SIGTERM) answers ENOTCONN ("Transport
+ * endpoint is not connected"): detach it so that this start can mount again. */
+static void detach_dead_mount(const char *path)
+{
+	pid_t pid;
+	int status;
+	char *const argv[] = {"fusermount3", "-u", "-z", (char *)path, NULL};
+
+	if (umount2(path, MNT_DETACH) == 0) {
+		log_info("main", "detached a dead mount at %s", path);
+		return;
+	}
+	/* Not allowed to unmount ourselves: ask the setuid helper. */
+	if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0 &&
+	    waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		log_info("main", "detached a dead mount at %s", path);
+}
+
 static int check_mountpoint(struct app *a)
 {
 	struct stat st;
 
+	struct statfs sfs;
+
+	/* statfs always reaches a FUSE daemon, where stat may be answered from the kernel's
+	 * cache, so it is what tells a dead mount. */
+	if (statfs(a->o.mountpoint, &sfs) != 0 && errno == ENOTCONN)
+		detach_dead_mount(a->o.mountpoint);
 	if (stat(a->o.mountpoint, &st) != 0) {
 		int e = errno;
 
@@ -384,6 +415,39 @@ static int serve(struct app *a)
 	return rc == 0 ? 0 : 1;
 }
 
+/* fuse_session_mount, with whatever fusermount3 (run by libfuse when we may not mount
+ * ourselves) prints on stderr taken into fuse_message, so a failure stays one line. */
+static int mount_quietly(struct app *a)
+{
+	int pipefd[2], saved = -1, rc;
+	ssize_t n;
+	char text[sizeof(fuse_message)];
+
+	if (pipe2(pipefd, O_CLOEXEC | O_NONBLOCK) != 0)
+		return fuse_session_mount(a->se, a->mountpoint);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	if (saved >= 0)
+		dup2(pipefd[1], STDERR_FILENO);
+	rc = fuse_session_mount(a->se, a->mountpoint);
+	if (saved >= 0) {
+		dup2(saved, STDERR_FILENO);
+		close(saved);
+	}
+	close(pipefd[1]);
+	n = read(pipefd[0], text, sizeof(text) - 1);
+	close(pipefd[0]);
+	if (n > 0) {
+		text[n] = '\0';
+		text[strcspn(text, "\n")] = '\0';
+		if (rc != 0 && !fuse_message[0])
+			snprintf(fuse_message, sizeof(fuse_message), "%s", text);
+		else if (rc == 0)
+			log_debug("main", "fusermount3 said: %s", text);
+	}
+	return rc;
+}
+
 static int mount_and_serve(struct app *a)
 {
 	int status;
@@ -415,7 +479,7 @@ static int mount_and_serve(struct app *a)
 		return 1;
 	}
 	a->handlers = true;
-	if (fuse_session_mount(a->se, a->mountpoint) != 0) {
+	if (mount_quietly(a) != 0) {
 		fprintf(stderr, "irsafs: cannot mount at '%s': %s\n", a->mountpoint,
 			fuse_message[0] ? fuse_message
 					: "is /dev/fuse available and the mount point free?");

@@ -117,7 +117,7 @@ void fs_options_usage(FILE *out)
 	      "  --log-file PATH        append the log to PATH (default: stderr in the\n"
 	      "                         foreground, syslog as a daemon)\n"
 	      "  --ready-file PATH      create PATH once the mount is live, remove it at exit\n"
-	      "                         (for readiness probes; 'mountpoint -q DIR' works too)\n"
+	      "                         (for readiness probes)\n"
 	      "  -o OPT[=VAL],...       any option above by name (e.g. -o prefix=data/,allow_other),\n"
 	      "                         or a FUSE mount option\n"
 	      "  -h, --help             show this help\n"

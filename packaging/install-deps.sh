@@ -4,7 +4,7 @@
 set -eu
 
 build_pkgs="gcc make pkg-config libc6-dev fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev"
-test_pkgs="python3 python3-pytest python3-botocore clang valgrind"
+test_pkgs="python3 python3-pytest python3-botocore python3-yaml clang valgrind util-linux"
 
 want="$build_pkgs"
 for arg in "$@"; do

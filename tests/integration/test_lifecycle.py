@@ -256,3 +256,26 @@ def test_pod_mount_propagation(server, tmp_path):
         unmount(mnt)
         for pid in irsafs_pids(mnt):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_restart_over_a_dead_mount(mounts, server):
+    """An irsafs killed without SIGTERM leaves a dead mount ("Transport endpoint is not
+    connected"); the next irsafs on the same mount point detaches it and mounts."""
+    first = mounts.mount(['--endpoint-url', server.endpoint], irsafs_env())
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(HANG_GUARD)
+    with pytest.raises(OSError) as dead:
+        os.stat(first.path / 'hello.txt')
+    assert dead.value.errno == 107  # ENOTCONN
+    # The dead mount still shows in /proc/mounts: wait for the file to be readable instead.
+    second = mounts.mount(['--endpoint-url', server.endpoint], irsafs_env(),
+                          mountpoint=first.path)
+
+    def readable():
+        try:
+            return (second.path / 'hello.txt').read_bytes() == FILES['hello.txt']
+        except OSError:
+            return False
+
+    assert wait_for(readable, timeout=HANG_GUARD), second.output()
+    assert 'detached a dead mount' in second.output()
