@@ -14,7 +14,7 @@ VERSION := 0.1.0
 BUILD   ?= build
 CC      ?= gcc
 PYTHON  ?= /usr/bin/python3
-PKGS    := fuse3 libcurl openssl libxml-2.0 json-c
+PKGS    := fuse3 libcurl openssl libxml-2.0 json-c libmicrohttpd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -32,11 +32,13 @@ LDLIBS   += $(PKG_LIBS)
 
 # Per-folder sources. s3/ knows HTTP and S3; auth/ makes credentials; fs/ is the filesystem.
 S3_SRCS   := s3/log.c s3/buf.c s3/status.c s3/xml.c s3/uri.c s3/date.c s3/sigv4.c \
-             s3/credentials.c s3/listing.c s3/http.c s3/endpoint.c s3/client.c
+             s3/credentials.c s3/listing.c s3/http.c s3/endpoint.c s3/metrics.c \
+             s3/client.c
 AUTH_SRCS := auth/util.c auth/env.c auth/web_identity.c auth/container.c auth/imds.c \
              auth/refresher.c auth/chain.c
 FS_SRCS   := fs/names.c fs/errno_map.c fs/backend_s3.c fs/dirlist.c fs/dircache.c fs/tree.c \
-             fs/cache.c fs/fetcher.c fs/reader.c fs/ops.c fs/options.c
+             fs/cache.c fs/fetcher.c fs/reader.c fs/metrics.c fs/metrics_server.c fs/ops.c \
+             fs/options.c
 MAIN_SRCS := fs/main.c
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(S3_SRCS) $(AUTH_SRCS) $(FS_SRCS))

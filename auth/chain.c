@@ -178,3 +178,14 @@ const char *auth_chain_source(const struct auth_chain *chain)
 {
 	return chain->source;
 }
+
+void auth_chain_get_stats(struct auth_chain *chain, uint64_t *renewals, uint64_t *failures,
+			  int64_t *expires_in_s)
+{
+	struct auth_refresher_stats st;
+
+	auth_refresher_get_stats(chain->refresher, &st);
+	*renewals = st.renewals;
+	*failures = st.failures;
+	*expires_in_s = st.expires_in_s;
+}

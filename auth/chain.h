@@ -15,6 +15,8 @@
 #ifndef IRSAFS_AUTH_CHAIN_H
 #define IRSAFS_AUTH_CHAIN_H
 
+#include <stdint.h>
+
 #include "s3/credentials.h"
 #include "s3/status.h"
 
@@ -43,5 +45,9 @@ const struct s3_credentials_provider *auth_chain_provider(struct auth_chain *cha
 
 /* Name of the source in use ("environment", "web-identity", "container", "imds"). */
 const char *auth_chain_source(const struct auth_chain *chain);
+
+/* Renewals so far, and seconds until the current credentials expire (-1: never). */
+void auth_chain_get_stats(struct auth_chain *chain, uint64_t *renewals, uint64_t *failures,
+			  int64_t *expires_in_s);
 
 #endif

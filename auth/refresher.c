@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -148,7 +149,7 @@ static void refresh_locked(struct auth_refresher *r)
 	struct s3_error err;
 	enum s3_status status;
 	uint64_t gen = r->generation;
-	char what[640];
+	char what[640], valid[24], attempt[16], retry[24];
 
 	if (r->refreshing) {
 		while (r->refreshing && r->generation == gen)
@@ -170,9 +171,11 @@ static void refresh_locked(struct auth_refresher *r)
 		r->failures = 0;
 		r->renewals++;
 		schedule(r);
-		log_info("auth", "renewed credentials from %s (access key %s), valid for %lld s",
-			 r->source->name, s3_credentials_access_key_id(fresh),
+		snprintf(valid, sizeof(valid), "%lld",
 			 (long long)(s3_credentials_expiration(fresh) - r->fetched_at));
+		LOG_EVENT(LOG_LEVEL_INFO, "auth", "renewed credentials", {"source", r->source->name},
+			  {"access_key", s3_credentials_access_key_id(fresh)},
+			  {"valid_for_s", valid});
 	} else {
 		int64_t backoff = BACKOFF_BASE_MS << (r->failures < 5 ? r->failures : 5);
 
@@ -184,11 +187,15 @@ static void refresh_locked(struct auth_refresher *r)
 		r->renewal_failures++;
 		r->retry_at = mono_after_ms(backoff);
 		r->last_error = err;
-		log_warn("auth", "renewing credentials from %s failed (attempt %u): %s; the current "
-				 "ones stay valid for %lld s; retrying in %.1f s",
-			 r->source->name, r->failures, s3_error_describe(&err, what, sizeof(what)),
-			 (long long)(s3_credentials_expiration(r->current) - wall_now()),
-			 (double)backoff / 1000.0);
+		snprintf(attempt, sizeof(attempt), "%u", r->failures);
+		snprintf(valid, sizeof(valid), "%lld",
+			 (long long)(s3_credentials_expiration(r->current) - wall_now()));
+		snprintf(retry, sizeof(retry), "%.1f", (double)backoff / 1000.0);
+		LOG_EVENT(LOG_LEVEL_WARN, "auth",
+			  "renewing credentials failed; the current ones stay in use",
+			  {"source", r->source->name}, {"attempt", attempt},
+			  {"error", s3_error_describe(&err, what, sizeof(what))},
+			  {"valid_for_s", valid}, {"retry_in_s", retry});
 	}
 	pthread_cond_broadcast(&r->changed);
 }
@@ -342,9 +349,9 @@ void auth_refresher_rejected(struct auth_refresher *r, const struct s3_credentia
 		    (r->nforced < FORCED_BURST || -ms_until(*oldest) >= FORCED_WINDOW_MS)) {
 			*oldest = mono_now();
 			r->nforced++;
-			log_info("auth",
-				 "S3 refused the credentials from %s (access key %s); renewing now",
-				 r->source->name, s3_credentials_access_key_id(rejected));
+			LOG_EVENT(LOG_LEVEL_INFO, "auth", "S3 refused the credentials; renewing now",
+				  {"source", r->source->name},
+				  {"access_key", s3_credentials_access_key_id(rejected)});
 			renew_and_wait(r);
 		}
 	}

@@ -347,10 +347,8 @@ enum fs_cache_claim fs_cache_claim(struct fs_cache *c, struct fs_cache_object *o
 		b->state = BLOCK_LOADING;
 		b->err = 0;
 		b->prefetched = prefetch;
-		c->stats.misses++;
 		result = FS_CACHE_MINE;
 	} else if (b) {
-		c->stats.hits++;
 		result = b->state == BLOCK_LOADING ? FS_CACHE_LOADING : FS_CACHE_READY;
 	} else {
 		b = calloc(1, sizeof(*b));
@@ -369,9 +367,13 @@ enum fs_cache_claim fs_cache_claim(struct fs_cache *c, struct fs_cache_object *o
 		b->hnext = c->table[block_bucket(c, o, index)];
 		c->table[block_bucket(c, o, index)] = b;
 		lru_push_front(c, b);
-		c->stats.misses++;
 		result = FS_CACHE_MINE;
 	}
+	/* Readers' claims only: prefetch looking ahead is neither a hit nor a miss. */
+	if (!prefetch && result == FS_CACHE_MINE)
+		c->stats.misses++;
+	else if (!prefetch)
+		c->stats.hits++;
 	lru_unlink(b);
 	lru_push_front(c, b);
 	b->pins++;

@@ -95,8 +95,8 @@ uint64_t fs_cache_block_index(const struct fs_cache_block *b);
 void fs_cache_forget_key(struct fs_cache *c, const char *key, size_t key_len);
 
 struct fs_cache_stats {
-	uint64_t hits;            /* claims that found the block READY or LOADING */
-	uint64_t misses;          /* claims that had to fetch */
+	uint64_t hits;            /* readers' claims that found the block READY or LOADING */
+	uint64_t misses;          /* readers' claims that had to fetch */
 	uint64_t evictions;
 	uint64_t prefetched_unused_bytes; /* evicted without ever being read */
 	size_t bytes_held;        /* in blocks now */

@@ -220,11 +220,12 @@ int fs_dircache_get(struct fs_dircache *dc, const char *prefix, size_t len,
 		d->stale = false;
 		clock_gettime(CLOCK_MONOTONIC, &d->fetched);
 	} else {
-		log_warn("fs", "listing '%s' failed: %s", d->prefix,
-			 s3_error_describe(&err, what, sizeof(what)));
+		LOG_EVENT(LOG_LEVEL_WARN, "fs", "listing failed", {"prefix", d->prefix},
+			  {"error", s3_error_describe(&err, what, sizeof(what))});
 		if (d->listing && s3_status_retryable(status)) {
 			/* Better a listing a little old than an error while S3 recovers. */
-			log_info("fs", "serving the previous listing of '%s'", d->prefix);
+			LOG_EVENT(LOG_LEVEL_INFO, "fs", "serving the previous listing",
+				  {"prefix", d->prefix});
 			d->last_errno = 0;
 		} else if (d->listing) {
 			dc->entries -= d->listing->n;

@@ -7,9 +7,11 @@
  */
 #include "dirlist.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "metrics.h"
 #include "names.h"
 #include "s3/log.h"
 
@@ -99,15 +101,17 @@ static void free_entries(struct fs_dirent *entries, size_t n)
 	free(entries);
 }
 
+/* dir: the prefix as a C string, for logs. */
 static enum s3_status add_page(struct builder *b, const struct s3_listing *page,
-			       const char *prefix, size_t prefix_len, struct s3_error *err)
+			       const char *prefix, size_t prefix_len, const char *dir,
+			       struct s3_error *err)
 {
 	for (size_t i = 0; i < page->nobjects; i++) {
 		const struct s3_object *o = &page->objects[i];
 
 		if (o->key_len < prefix_len || memcmp(o->key, prefix, prefix_len) != 0) {
-			log_warn("fs", "listing of '%.*s' returned key '%.*s' outside it; ignored",
-				 (int)prefix_len, prefix, (int)o->key_len, o->key);
+			LOG_EVENT(LOG_LEVEL_WARN, "fs", "listing returned a key outside its prefix",
+				  {"prefix", dir}, {"key", o->key});
 			continue;
 		}
 		if (!add_child(b, o->key + prefix_len, o->key_len - prefix_len, false, o, o->key,
@@ -118,8 +122,8 @@ static enum s3_status add_page(struct builder *b, const struct s3_listing *page,
 		const struct s3_prefix *p = &page->prefixes[i];
 
 		if (p->len <= prefix_len || memcmp(p->prefix, prefix, prefix_len) != 0) {
-			log_warn("fs", "listing of '%.*s' returned prefix '%.*s' outside it; ignored",
-				 (int)prefix_len, prefix, (int)p->len, p->prefix);
+			LOG_EVENT(LOG_LEVEL_WARN, "fs", "listing returned a key outside its prefix",
+				  {"prefix", dir}, {"key", p->prefix});
 			continue;
 		}
 		if (!add_child(b, p->prefix + prefix_len, p->len - prefix_len, true, NULL,
@@ -135,17 +139,19 @@ enum s3_status fs_dirlist_fetch(const struct fs_backend *backend, const char *pr
 	struct builder b = {0};
 	struct s3_listing page = {0};
 	struct fs_dirlist *list = NULL;
-	char *token = NULL;
+	char *token = NULL, *dir = strndup(prefix, prefix_len);
 	size_t pages = 0, kept = 0, shadowed = 0, empty_pages = 0;
 	enum s3_status status;
 
 	*out = NULL;
+	if (!dir)
+		return s3_error_set(err, S3_NO_MEMORY, "out of memory");
 	for (;;) {
 		status = backend->list(backend->ctx, prefix, prefix_len, token, &page, err);
 		pages++;
 		if (status != S3_OK)
 			goto out;
-		status = add_page(&b, &page, prefix, prefix_len, err);
+		status = add_page(&b, &page, prefix, prefix_len, dir, err);
 		if (status != S3_OK)
 			goto out;
 		if (!page.truncated)
@@ -200,15 +206,23 @@ enum s3_status fs_dirlist_fetch(const struct fs_backend *backend, const char *pr
 	list->pages = pages;
 	b.entries = NULL;
 	b.n = 0;
-	if (list->hidden || list->shadowed)
-		log_info("fs", "directory '%.*s': %zu keys hidden (not valid names), %zu files "
-			       "shadowed by directories",
-			 (int)prefix_len, prefix, list->hidden, list->shadowed);
+	metrics_add(&fs_metrics.hidden_keys, list->hidden);
+	metrics_add(&fs_metrics.shadowed_files, list->shadowed);
+	if (list->hidden || list->shadowed) {
+		char nhidden[24], nshadowed[24];
+
+		snprintf(nhidden, sizeof(nhidden), "%zu", list->hidden);
+		snprintf(nshadowed, sizeof(nshadowed), "%zu", list->shadowed);
+		LOG_EVENT(LOG_LEVEL_INFO, "fs", "keys hidden: not valid names, or files under a "
+			  "directory of the same name",
+			  {"prefix", dir}, {"hidden", nhidden}, {"shadowed", nshadowed});
+	}
 	*out = list;
 	status = S3_OK;
 out:
 	s3_listing_fini(&page);
 	free(token);
+	free(dir);
 	free_entries(b.entries, b.n);
 	return status;
 }

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -66,7 +67,7 @@ static void fetch_run(struct fs_fetcher *f, struct run *r)
 	struct s3_error err;
 	enum s3_status status;
 	int e = 0;
-	char what[640];
+	char what[640], range[48];
 
 	for (size_t i = 0; i < r->n; i++) {
 		uint64_t off = start + i * bs;
@@ -85,17 +86,19 @@ static void fetch_run(struct fs_fetcher *f, struct run *r)
 				      got, want);
 	if (status != S3_OK) {
 		e = fs_errno_from_status(status);
+		snprintf(range, sizeof(range), "%llu-%llu", (unsigned long long)start,
+			 (unsigned long long)(start + want - 1));
+		s3_error_describe(&err, what, sizeof(what));
 		if (status == S3_PRECONDITION_FAILED)
-			log_warn("fs", "'%s' changed in the bucket since it was opened; reopen it",
-				 key);
+			LOG_EVENT(LOG_LEVEL_WARN, "fs", "object changed since it was opened; reopen it",
+				  {"key", key});
 		else if (status == S3_ARCHIVED)
-			log_error("fs", "cannot read '%s': the object is in an archived storage "
-					"class; restore it first (%s)",
-				  key, s3_error_describe(&err, what, sizeof(what)));
+			LOG_EVENT(LOG_LEVEL_ERROR, "fs",
+				  "object in an archived storage class; restore it first",
+				  {"key", key}, {"error", what});
 		else
-			log_warn("fs", "reading '%s' bytes %llu-%llu failed: %s", key,
-				 (unsigned long long)start, (unsigned long long)(start + want - 1),
-				 s3_error_describe(&err, what, sizeof(what)));
+			LOG_EVENT(LOG_LEVEL_WARN, "fs", "read failed", {"key", key},
+				  {"range", range}, {"error", what});
 	}
 	for (size_t i = r->completed; i < r->n; i++)
 		fs_cache_complete(f->cache, r->blocks[i], e ? e : EIO);

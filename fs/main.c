@@ -10,6 +10,7 @@
  * process forks only after the mount is live, so the parent's exit status tells the truth.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/mount.h>
@@ -31,6 +32,7 @@
 #include "auth/chain.h"
 #include "fs/backend_s3.h"
 #include "fs/ops.h"
+#include "fs/metrics_server.h"
 #include "fs/options.h"
 #include "fs/reader.h"
 #include "fs/tree.h"
@@ -212,6 +214,10 @@ struct app {
 	struct fs_tree *tree;
 	struct fs_reader *reader;
 	struct fs_ops_context ctx;
+	struct fs_metrics_sources metrics;
+	struct fs_metrics_server *metrics_server;
+	pthread_t summary_thread;
+	bool summary_running;
 };
 
 /* A FUSE mount whose daemon died (killed without SIGTERM) answers ENOTCONN ("Transport
@@ -223,13 +229,13 @@ static void detach_dead_mount(const char *path)
 	char *const argv[] = {"fusermount3", "-u", "-z", (char *)path, NULL};
 
 	if (umount2(path, MNT_DETACH) == 0) {
-		log_info("main", "detached a dead mount at %s", path);
+		LOG_EVENT(LOG_LEVEL_INFO, "main", "detached a dead mount", {"mountpoint", path});
 		return;
 	}
 	/* Not allowed to unmount ourselves: ask the setuid helper. */
 	if (posix_spawnp(&pid, "fusermount3", NULL, NULL, argv, environ) == 0 &&
 	    waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
-		log_info("main", "detached a dead mount at %s", path);
+		LOG_EVENT(LOG_LEVEL_INFO, "main", "detached a dead mount", {"mountpoint", path});
 }
 
 static int check_mountpoint(struct app *a)
@@ -374,8 +380,43 @@ static bool write_ready_file(struct app *a)
 	return true;
 }
 
+static void credentials_info(void *ctx, struct fs_credentials_info *out)
+{
+	struct app *a = ctx;
+
+	out->source = auth_chain_source(a->chain);
+	auth_chain_get_stats(a->chain, &out->renewals, &out->renewal_failures,
+			     &out->expires_in_s);
+}
+
+/* SIGUSR1 logs a summary of the metrics. The signal stays blocked in every thread; this one
+ * takes it with sigwait, so the summary is written from an ordinary thread. app_fini stops it
+ * with a SIGUSR1 of its own after setting summary_stopping. */
+static volatile sig_atomic_t summary_stopping;
+
+static void *summary_thread(void *arg)
+{
+	struct app *a = arg;
+	sigset_t usr1;
+	int sig;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	while (sigwait(&usr1, &sig) == 0 && !summary_stopping) {
+		struct buf out;
+
+		buf_init(&out);
+		if (fs_metrics_summary(&a->metrics, &out))
+			log_info("metrics", "%s", out.data);
+		buf_fini(&out);
+	}
+	return NULL;
+}
+
 static int serve(struct app *a)
 {
+	sigset_t usr1;
+	char msg[256];
 	struct fuse_loop_config *loop = NULL;
 	int rc;
 
@@ -392,6 +433,15 @@ static int serve(struct app *a)
 	}
 	if (fs_reader_start(a->reader) != 0) {
 		log_error("main", "cannot start the fetch workers");
+		return 1;
+	}
+	/* Blocked here before the FUSE threads exist, so that they inherit it. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+	a->summary_running = pthread_create(&a->summary_thread, NULL, summary_thread, a) == 0;
+	if (a->metrics_server && !fs_metrics_server_start(a->metrics_server, msg, sizeof(msg))) {
+		log_error("main", "%s", msg);
 		return 1;
 	}
 	if (a->o.ready_file && !write_ready_file(a)) {
@@ -411,7 +461,7 @@ static int serve(struct app *a)
 	rc = fuse_session_loop_mt(a->se, loop);
 	fuse_loop_cfg_destroy(loop);
 	if (stop_signal)
-		log_info("main", "received %s: unmounting", strsignal(stop_signal));
+		LOG_EVENT(LOG_LEVEL_INFO, "main", "stopping", {"signal", strsignal(stop_signal)});
 	return rc == 0 ? 0 : 1;
 }
 
@@ -472,6 +522,25 @@ static int mount_and_serve(struct app *a)
 		fprintf(stderr, "irsafs: out of memory\n");
 		return 1;
 	}
+	a->metrics = (struct fs_metrics_sources){
+		.reader = a->reader,
+		.tree = a->tree,
+		.bucket = a->o.bucket,
+		.prefix = a->o.prefix,
+		.credentials = a->chain ? credentials_info : NULL,
+		.credentials_ctx = a,
+	};
+	if (a->o.metrics_addr) {
+		char msg[256];
+
+		/* Bound now, so that a busy port fails the start before anything is mounted. */
+		a->metrics_server = fs_metrics_server_create(a->o.metrics_addr, &a->metrics, msg,
+							     sizeof(msg));
+		if (!a->metrics_server) {
+			fprintf(stderr, "irsafs: %s\n", msg);
+			return 1;
+		}
+	}
 	a->ctx.tree = a->tree;
 	a->ctx.reader = a->reader;
 	if (install_signal_handlers(a->se) != 0) {
@@ -487,15 +556,23 @@ static int mount_and_serve(struct app *a)
 	}
 	a->mounted = true;
 	fuse_messages_live = true;
-	log_info("main", "mounted s3://%s/%s at %s (%s, credentials from %s)", a->o.bucket,
-		 a->o.prefix, a->mountpoint, s3_client_endpoint(a->client), a->source);
+	LOG_EVENT(LOG_LEVEL_INFO, "main", "mounted", {"bucket", a->o.bucket},
+		  {"prefix", a->o.prefix}, {"mountpoint", a->mountpoint},
+		  {"endpoint", s3_client_endpoint(a->client)}, {"region", s3_client_region(a->client)},
+		  {"credentials", a->source}, {"version", IRSAFS_VERSION});
 	status = serve(a);
-	log_info("main", "unmounting %s", a->mountpoint);
+	LOG_EVENT(LOG_LEVEL_INFO, "main", "unmounted", {"mountpoint", a->mountpoint});
 	return status;
 }
 
 static void app_fini(struct app *a)
 {
+	if (a->summary_running) {
+		summary_stopping = 1;
+		pthread_kill(a->summary_thread, SIGUSR1);
+		pthread_join(a->summary_thread, NULL);
+	}
+	fs_metrics_server_destroy(a->metrics_server);
 	if (a->ready_written)
 		unlink(a->o.ready_file);
 	if (a->mounted)
@@ -533,6 +610,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	log_set_level(a.o.log_level);
+	log_set_format(a.o.log_format);
 	if (a.o.log_file && !log_use_file(a.o.log_file)) {
 		fprintf(stderr, "irsafs: cannot open the log file %s: %s\n", a.o.log_file,
 			strerror(errno));

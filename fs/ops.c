@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/statvfs.h>
 
+#include "metrics.h"
 #include "names.h"
 #include "reader.h"
 #include "s3/log.h"
@@ -49,11 +50,13 @@ static void fill_entry(struct fs_tree *tree, const struct stat *st, struct fuse_
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct fs_tree *tree = ctx_of(req)->tree;
 	struct fuse_entry_param e;
 	struct stat st;
 	int rc = fs_tree_lookup(tree, parent, name, &st);
 
+	fs_metrics_op(FS_OP_LOOKUP, t0, -rc);
 	if (rc == -ENOENT) {
 		/* A negative entry: the kernel remembers the miss for the TTL. */
 		memset(&e, 0, sizeof(e));
@@ -72,24 +75,32 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
+	uint64_t t0 = metrics_now_ns();
+
 	fs_tree_forget(ctx_of(req)->tree, ino, nlookup);
+	fs_metrics_op(FS_OP_FORGET, t0, 0);
 	fuse_reply_none(req);
 }
 
 static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
+	uint64_t t0 = metrics_now_ns();
+
 	for (size_t i = 0; i < count; i++)
 		fs_tree_forget(ctx_of(req)->tree, forgets[i].ino, forgets[i].nlookup);
+	fs_metrics_op(FS_OP_FORGET, t0, 0);
 	fuse_reply_none(req);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct fs_tree *tree = ctx_of(req)->tree;
 	struct stat st;
 	int rc = fs_tree_getattr(tree, ino, &st);
 
 	(void)fi;
+	fs_metrics_op(FS_OP_GETATTR, t0, -rc);
 	if (rc)
 		fuse_reply_err(req, -rc);
 	else
@@ -98,9 +109,11 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct fs_dirlist *list;
 	int rc = fs_tree_opendir(ctx_of(req)->tree, ino, &list);
 
+	fs_metrics_op(FS_OP_OPENDIR, t0, -rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -113,8 +126,11 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	uint64_t t0 = metrics_now_ns();
+
 	(void)ino;
 	fs_dirlist_unref((struct fs_dirlist *)(uintptr_t)fi->fh);
+	fs_metrics_op(FS_OP_RELEASEDIR, t0, 0);
 	fuse_reply_err(req, 0);
 }
 
@@ -122,6 +138,7 @@ static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			   struct fuse_file_info *fi, bool plus)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct fs_tree *tree = ctx_of(req)->tree;
 	struct fs_dirlist *list = (struct fs_dirlist *)(uintptr_t)fi->fh;
 	char *buf = malloc(size);
@@ -129,6 +146,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	int err = 0;
 
 	if (!buf) {
+		fs_metrics_op(plus ? FS_OP_READDIRPLUS : FS_OP_READDIR, t0, ENOMEM);
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
@@ -170,6 +188,7 @@ static void readdir_common(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 		else
 			pos += fuse_add_direntry(req, buf + pos, size - pos, name, &e.attr, o + 1);
 	}
+	fs_metrics_op(plus ? FS_OP_READDIRPLUS : FS_OP_READDIR, t0, pos == 0 ? err : 0);
 	if (err && pos == 0)
 		fuse_reply_err(req, err);
 	else
@@ -191,16 +210,19 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct fs_ops_context *ctx = ctx_of(req);
 	struct fs_file *file;
 	bool keep_cache;
 	int rc;
 
 	if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) {
+		fs_metrics_op(FS_OP_REFUSED, t0, EROFS);
 		fuse_reply_err(req, EROFS);
 		return;
 	}
 	rc = fs_file_open(ctx->reader, ino, &file, &keep_cache);
+	fs_metrics_op(FS_OP_OPEN, t0, -rc);
 	if (rc) {
 		fuse_reply_err(req, -rc);
 		return;
@@ -223,31 +245,41 @@ static int reply_read(void *ctx, const struct iovec *iov, int count)
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct fs_file *file = (struct fs_file *)(uintptr_t)fi->fh;
 	ssize_t n;
 
 	(void)ino;
 	if (off < 0) {
+		fs_metrics_op(FS_OP_READ, t0, EINVAL);
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
 	n = fs_file_read(file, size, (uint64_t)off, reply_read, req);
+	fs_metrics_op(FS_OP_READ, t0, n < 0 ? (int)-n : 0);
+	if (n > 0)
+		metrics_add(&fs_metrics.read_bytes, (uint64_t)n);
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	uint64_t t0 = metrics_now_ns();
+
 	(void)ino;
 	fs_file_release((struct fs_file *)(uintptr_t)fi->fh);
+	fs_metrics_op(FS_OP_RELEASE, t0, 0);
 	fuse_reply_err(req, 0);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 {
+	uint64_t t0 = metrics_now_ns();
 	struct statvfs sv;
 
 	(void)ino;
+	fs_metrics_op(FS_OP_STATFS, t0, 0);
 	memset(&sv, 0, sizeof(sv));
 	sv.f_bsize = 4096;
 	sv.f_frsize = 4096;
@@ -259,6 +291,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 /* Everything that would change the bucket. */
 static void erofs(fuse_req_t req)
 {
+	fs_metrics_op(FS_OP_REFUSED, metrics_now_ns(), EROFS);
 	fuse_reply_err(req, EROFS);
 }
 

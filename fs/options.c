@@ -29,6 +29,7 @@ enum opt_id {
 	OPT_FOREGROUND,
 	OPT_DEBUG,
 	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
 	OPT_METADATA_TTL,
 	OPT_CACHE_SIZE,
 	OPT_MAX_CONNECTIONS,
@@ -37,6 +38,7 @@ enum opt_id {
 	OPT_STALL_TIMEOUT,
 	OPT_LOG_FILE,
 	OPT_READY_FILE,
+	OPT_METRICS_ADDR,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -62,6 +64,7 @@ static const struct opt_desc table[] = {
 	{"foreground", 'f', false, OPT_FOREGROUND},
 	{"debug", 'd', false, OPT_DEBUG},
 	{"log-level", 0, true, OPT_LOG_LEVEL},
+	{"log-format", 0, true, OPT_LOG_FORMAT},
 	{"metadata-ttl", 0, true, OPT_METADATA_TTL},
 	{"cache-size", 0, true, OPT_CACHE_SIZE},
 	{"max-connections", 0, true, OPT_MAX_CONNECTIONS},
@@ -70,6 +73,7 @@ static const struct opt_desc table[] = {
 	{"stall-timeout", 0, true, OPT_STALL_TIMEOUT},
 	{"log-file", 0, true, OPT_LOG_FILE},
 	{"ready-file", 0, true, OPT_READY_FILE},
+	{"metrics-addr", 0, true, OPT_METRICS_ADDR},
 	{"help", 'h', false, OPT_HELP},
 	{"version", 'V', false, OPT_VERSION},
 };
@@ -114,10 +118,14 @@ void fs_options_usage(FILE *out)
 	      "  -f, --foreground       stay in the foreground, log to stderr\n"
 	      "  -d, --debug            log at debug level (same as --log-level debug)\n"
 	      "  --log-level LEVEL      error, warn, info (default), debug or trace\n"
+	      "  --log-format FORMAT    text (default) or json: one object per line\n"
 	      "  --log-file PATH        append the log to PATH (default: stderr in the\n"
 	      "                         foreground, syslog as a daemon)\n"
 	      "  --ready-file PATH      create PATH once the mount is live, remove it at exit\n"
 	      "                         (for readiness probes)\n"
+	      "  --metrics-addr ADDR    serve Prometheus metrics at http://ADDR/metrics;\n"
+	      "                         ADDR is [HOST:]PORT, HOST 127.0.0.1 unless given (off)\n"
+	      "                         SIGUSR1 logs a one-line summary of them\n"
 	      "  -o OPT[=VAL],...       any option above by name (e.g. -o prefix=data/,allow_other),\n"
 	      "                         or a FUSE mount option\n"
 	      "  -h, --help             show this help\n"
@@ -314,6 +322,10 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 				    "--log-level '%s' is not one of error, warn, info, debug, trace",
 				    v);
 		return true;
+	case OPT_LOG_FORMAT:
+		if (!log_parse_format(v, &o->log_format))
+			return fail(err, errlen, "--log-format '%s' is not text or json", v);
+		return true;
 	case OPT_METADATA_TTL:
 		if (!parse_ttl(v, &o->metadata_ttl_ms))
 			return fail(err, errlen,
@@ -358,6 +370,16 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 			return fail(err, errlen, "--%s needs a path", d->name);
 		return replace(d->id == OPT_LOG_FILE ? &o->log_file : &o->ready_file, v) ||
 		       fail(err, errlen, "out of memory");
+	case OPT_METRICS_ADDR: {
+		const char *port = strrchr(v, ':') ? strrchr(v, ':') + 1 : v;
+
+		if (!parse_id(port, &id) || id > 65535)
+			return fail(err, errlen,
+				    "--metrics-addr '%s' is not [HOST:]PORT (e.g. 9100 or "
+				    "0.0.0.0:9100)",
+				    v);
+		return replace(&o->metrics_addr, v) || fail(err, errlen, "out of memory");
+	}
 	case OPT_HELP:
 		o->help = true;
 		return true;
@@ -580,5 +602,6 @@ void fs_options_fini(struct fs_options *o)
 	free(o->fuse_options);
 	free(o->log_file);
 	free(o->ready_file);
+	free(o->metrics_addr);
 	memset(o, 0, sizeof(*o));
 }

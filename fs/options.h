@@ -35,6 +35,7 @@ struct fs_options {
 	bool allow_other;
 	bool foreground;
 	enum log_level log_level;
+	enum log_format log_format;
 	int64_t metadata_ttl_ms; /* negative: indefinite */
 	uint64_t cache_size;      /* bytes of object data held at most */
 	unsigned max_connections; /* concurrent GETs */
@@ -44,6 +45,7 @@ struct fs_options {
 	char *fuse_options; /* comma-separated options passed to libfuse, or NULL */
 	char *log_file;     /* log here instead of stderr/syslog, or NULL */
 	char *ready_file;   /* created once the mount is live, removed at exit, or NULL */
+	char *metrics_addr; /* [HOST:]PORT of the Prometheus endpoint, or NULL */
 	bool help;
 	bool version;
 };

@@ -3,7 +3,7 @@
 # that is not installed yet. Safe to run again: it does nothing when everything is present.
 set -eu
 
-build_pkgs="gcc make pkg-config libc6-dev fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev"
+build_pkgs="gcc make pkg-config libc6-dev fuse3 libfuse3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjson-c-dev libmicrohttpd-dev"
 test_pkgs="python3 python3-pytest python3-botocore python3-yaml clang valgrind util-linux"
 
 want="$build_pkgs"

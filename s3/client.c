@@ -30,6 +30,7 @@
 #include "endpoint.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "sigv4.h"
 #include "uri.h"
 
@@ -52,6 +53,7 @@ struct s3_client {
 /* One logical request; execute() may send it several times. */
 struct op {
 	const char *name; /* "ListObjectsV2", for logs */
+	enum s3_metrics_op metric;
 	const char *method;
 	const char *key; /* NULL for bucket-level requests */
 	size_t key_len;
@@ -199,8 +201,8 @@ static bool switch_region(struct s3_client *c, const struct s3_endpoint *from,
 		s3_endpoint_unref(c->ep);
 		c->ep = ep;
 		ep = NULL;
-		log_info("s3", "bucket '%s' is in region %s, not %s: using %s from now on",
-			 c->bucket, region, from->region, region);
+		LOG_EVENT(LOG_LEVEL_INFO, "s3", "the bucket is in another region: using it",
+			  {"bucket", c->bucket}, {"region", region}, {"configured", from->region});
 	}
 	/* Either we switched, or another request already did. */
 	switched = strcmp(c->ep->region, from->region) != 0;
@@ -347,6 +349,34 @@ out:
 	return status == S3_OK ? S3_OK : s3_error_set(err, status, "out of memory");
 }
 
+/* Counts one exchange with S3 in the metrics. */
+static void record(const struct op *op, enum s3_status status, long http_status,
+		   uint64_t started)
+{
+	enum s3_metrics_class class = S3_METRICS_NO_RESPONSE;
+
+	if (status == S3_OK && http_status >= 200 && http_status < 600)
+		class = (enum s3_metrics_class)(http_status / 100 - 2);
+	metrics_add(&s3_metrics.requests[op->metric][class], 1);
+	metrics_observe(&s3_metrics.latency[op->metric], metrics_now_ns() - started);
+	if (status == S3_OK && (http_status == 503 || http_status == 429))
+		metrics_add(&s3_metrics.throttled, 1);
+}
+
+static enum s3_metrics_retry retry_reason(enum s3_status status)
+{
+	switch (status) {
+	case S3_THROTTLED:
+		return S3_METRICS_RETRY_THROTTLED;
+	case S3_TIMEOUT:
+		return S3_METRICS_RETRY_TIMEOUT;
+	case S3_NETWORK:
+		return S3_METRICS_RETRY_NETWORK;
+	default:
+		return S3_METRICS_RETRY_SERVER_ERROR;
+	}
+}
+
 /* Sends one attempt of op, signed with creds (NULL: unsigned), and classifies the answer. */
 static enum s3_status send_once(struct s3_client *c, const struct s3_endpoint *ep,
 				const struct op *op, const struct s3_credentials *creds,
@@ -356,6 +386,7 @@ static enum s3_status send_once(struct s3_client *c, const struct s3_endpoint *e
 	struct http_request req = {0};
 	struct buf path, query, url;
 	enum s3_status status = S3_NO_MEMORY;
+	uint64_t started;
 
 	buf_init(&path);
 	buf_init(&query);
@@ -390,7 +421,9 @@ static enum s3_status send_once(struct s3_client *c, const struct s3_endpoint *e
 	req.sink = op->get ? get_sink : NULL;
 	req.sink_ctx = op->get;
 	req.max_body = op->max_body;
+	started = metrics_now_ns();
 	status = http_perform(c->http, &req, resp, err);
+	record(op, status, resp->status, started);
 	if (status != S3_OK || (resp->status >= 200 && resp->status < 300))
 		goto out;
 	/* An error answer: classify it by the code in its body and its HTTP status. */
@@ -462,8 +495,10 @@ static enum s3_status execute(struct s3_client *c, const struct op *op,
 		if (status == S3_WRONG_REGION && !moved && err->region[0] &&
 		    switch_region(c, ep, err->region)) {
 			moved = again = true;
+			metrics_add(&s3_metrics.retries[S3_METRICS_RETRY_REGION], 1);
 		} else if (status == S3_EXPIRED_CREDENTIALS && creds && !refreshed &&
 			   c->credentials->rejected) {
+			metrics_add(&s3_metrics.retries[S3_METRICS_RETRY_CREDENTIALS], 1);
 			log_debug("s3", "%s: credentials from %s were rejected (%s); refreshing",
 				  op->name, s3_credentials_source(creds), err->code);
 			c->credentials->rejected(c->credentials->ctx, creds);
@@ -478,6 +513,7 @@ static enum s3_status execute(struct s3_client *c, const struct op *op,
 			break;
 		delay = backoff_ms(attempt);
 		if (attempt >= c->max_attempts || now_ms() - start + delay > c->max_retry_ms) {
+			metrics_add(&s3_metrics.gave_up, 1);
 			log_debug("s3", "%s: giving up after %u attempts in %lld ms: %s", op->name,
 				  attempt, (long long)(now_ms() - start),
 				  s3_error_describe(err, what, sizeof(what)));
@@ -485,6 +521,7 @@ static enum s3_status execute(struct s3_client *c, const struct op *op,
 		}
 		log_debug("s3", "%s attempt %u failed: %s; retrying in %lld ms", op->name, attempt,
 			  s3_error_describe(err, what, sizeof(what)), (long long)delay);
+		metrics_add(&s3_metrics.retries[retry_reason(status)], 1);
 		if (!http_sleep_ms(delay))
 			return s3_error_set(err, S3_CANCELLED, "cancelled: shutting down");
 	}
@@ -499,7 +536,8 @@ enum s3_status s3_list_objects(struct s3_client *c, const struct s3_list_params 
 	char max_keys[16];
 	struct http_response resp;
 	enum s3_status status;
-	struct op op = {.name = "ListObjectsV2", .method = "GET", .max_body = LIST_BODY_LIMIT};
+	struct op op = {.name = "ListObjectsV2", .metric = S3_METRICS_LIST, .method = "GET",
+			.max_body = LIST_BODY_LIMIT};
 
 	memset(out, 0, sizeof(*out));
 	params[n++] = (struct sigv4_param){"list-type", 9, "2", 1};
@@ -541,8 +579,8 @@ enum s3_status s3_get_object(struct s3_client *c, const struct s3_get_params *p,
 			     struct s3_object_info *info, struct s3_error *err)
 {
 	struct get_sink sink = {.params = p, .iov = iov, .iovcnt = iovcnt, .offset = p->offset};
-	struct op op = {.name = "GetObject", .method = "GET", .key = p->key, .key_len = p->key_len,
-			.if_match = p->if_match, .get = &sink};
+	struct op op = {.name = "GetObject", .metric = S3_METRICS_GET, .method = "GET",
+			.key = p->key, .key_len = p->key_len, .if_match = p->if_match, .get = &sink};
 	struct http_response resp;
 	enum s3_status status;
 
@@ -566,6 +604,7 @@ enum s3_status s3_get_object(struct s3_client *c, const struct s3_get_params *p,
 		}
 	}
 	*got = sink.got;
+	metrics_add(&s3_metrics.bytes_received, sink.got);
 	if (status == S3_OK && info) {
 		fill_info(&resp, info);
 		info->size = sink.total;
@@ -577,7 +616,8 @@ enum s3_status s3_get_object(struct s3_client *c, const struct s3_get_params *p,
 enum s3_status s3_head_object(struct s3_client *c, const char *key, size_t key_len,
 			      struct s3_object_info *info, struct s3_error *err)
 {
-	struct op op = {.name = "HeadObject", .method = "HEAD", .key = key, .key_len = key_len};
+	struct op op = {.name = "HeadObject", .metric = S3_METRICS_HEAD, .method = "HEAD",
+			.key = key, .key_len = key_len};
 	struct http_response resp;
 	enum s3_status status;
 

@@ -1,19 +1,24 @@
 /*
  * Logging for every layer of irsafs.
  *
- * One line per event: "irsafs[<pid>] <level> <component>: <message>" on stderr in the foreground,
- * to syslog (facility daemon) once the process has daemonized, or to a file when asked (the
- * file's lines also carry a UTC timestamp). The level is global and may be
- * changed at any time; reading it is a relaxed atomic load, so a disabled debug line costs one
- * comparison.
+ * One line per event, with its level, its component ("s3", "auth", "fs", "main", ...), a short
+ * message and key=value fields:
+ *   text: irsafs[<pid>] warn fs: read failed key="data/a b.bin" range=0-8388607 error="..."
+ *   json: {"time":"...","level":"warn","component":"fs","pid":7,"msg":"read failed",
+ *          "key":"data/a b.bin","range":"0-8388607","error":"..."}
+ * on stderr in the foreground, to syslog once the process has daemonized, or to a file (whose
+ * text lines also carry a UTC timestamp). Warnings and errors are rate-limited per message: at
+ * most LOG_BURST of one kind a minute, then a line saying how many were suppressed.
  *
- * Secrets never go through here: callers pass key ids at most, never a secret key, a session
- * token, a web-identity token or an Authorization header.
+ * The level is a relaxed atomic: a disabled debug line costs one comparison. Secrets never go
+ * through here: callers pass key ids at most, never a secret key, a session token, a
+ * web-identity token or an Authorization header.
  */
 #ifndef IRSAFS_S3_LOG_H
 #define IRSAFS_S3_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 enum log_level {
 	LOG_LEVEL_ERROR = 0,
@@ -23,6 +28,14 @@ enum log_level {
 	LOG_LEVEL_TRACE,
 };
 
+enum log_format {
+	LOG_FORMAT_TEXT,
+	LOG_FORMAT_JSON,
+};
+
+/* Warnings and errors of one message allowed per minute before suppression. */
+#define LOG_BURST 10
+
 /* Sets the threshold: messages above it are dropped. Thread-safe. */
 void log_set_level(enum log_level level);
 
@@ -31,6 +44,12 @@ enum log_level log_get_level(void);
 
 /* Parses "error", "warn", "info", "debug" or "trace". Returns false for anything else. */
 bool log_parse_level(const char *name, enum log_level *out);
+
+/* Parses "text" or "json". */
+bool log_parse_format(const char *name, enum log_format *out);
+
+/* Call before starting threads. */
+void log_set_format(enum log_format format);
 
 /* Sends later messages to syslog instead of stderr (after daemonizing), unless a log file is
  * in use. Not thread-safe: call before starting threads. */
@@ -43,7 +62,23 @@ bool log_use_file(const char *path);
 /* True when a message at `level` would be written. */
 bool log_enabled(enum log_level level);
 
-/* Writes one line. `component` is a short name such as "s3", "auth" or "fs". Thread-safe. */
+/* A field of an event. Values may hold any text; they are quoted and escaped as needed. */
+struct log_field {
+	const char *key;
+	const char *value;
+};
+
+/* Writes one event: message (a fixed string, which is also the rate limit's key) and fields.
+ * Thread-safe. */
+void log_event(enum log_level level, const char *component, const char *message,
+	       const struct log_field *fields, size_t nfields);
+
+#define LOG_EVENT(level, component, message, ...)                                          \
+	log_event(level, component, message, (const struct log_field[]){__VA_ARGS__},      \
+		  sizeof((const struct log_field[]){__VA_ARGS__}) / sizeof(struct log_field))
+
+/* Writes one line of free text (printf format; the format is the rate limit's key).
+ * Thread-safe. */
 void log_msg(enum log_level level, const char *component, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 

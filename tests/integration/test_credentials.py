@@ -448,7 +448,7 @@ def test_web_identity_renews_under_continuous_reads_and_follows_token_rotation(
     first_new = fingerprints.index(new)
     assert fingerprints[first_new:] == [new] * (len(fingerprints) - first_new), fingerprints
     log = mount.output()
-    assert log.count('renewed credentials from web-identity') == len(sts) - 1, log[-4000:]
+    assert log.count('renewed credentials source=web-identity') == len(sts) - 1, log[-4000:]
     assert 'S3 refused the credentials' not in log, log[-4000:]
 
 

@@ -117,7 +117,7 @@ def test_ready_file_and_log_file_in_daemon_mode(mounts, server, tmp_path):
     assert not is_mounted(mnt)
     assert not ready.exists(), 'the ready file must go when the mount goes'
     text = log.read_text()
-    assert 'mounted s3://' in text and 'received Terminated' in text, text
+    assert 'main: mounted bucket=test-bucket' in text and 'signal=Terminated' in text, text
 
 
 # ---------------------------------------------------------------------------------------------
