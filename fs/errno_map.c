@@ -29,6 +29,7 @@ int fs_errno_from_status(enum s3_status status)
 	case S3_THROTTLED:
 	case S3_TIMEOUT:
 	case S3_NETWORK:
+	case S3_TLS:
 	case S3_SERVER_ERROR:
 	case S3_PROTOCOL:
 	case S3_WRONG_REGION:

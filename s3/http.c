@@ -43,18 +43,21 @@ struct http_transport {
 	char *ca_bundle;
 	char *user_agent;
 	long connect_timeout_ms;
-	long low_speed_limit;
-	long low_speed_time_s;
+	long low_speed_time_s; /* the stall timeout */
 };
 
 /* What one transfer collects as it runs. */
 struct transfer {
+	struct http_transport *t;
 	CURL *curl;
 	const struct http_request *req;
 	struct http_response *resp;
 	struct s3_error *err;
 	enum s3_status sink_status; /* S3_OK unless the sink or a limit stopped the transfer */
 	bool body_overflow;
+	bool stalled;              /* cut by on_progress: no byte for stall_ms */
+	curl_off_t last_bytes;     /* bytes moved when on_progress last saw them change */
+	struct timespec last_move; /* CLOCK_MONOTONIC */
 };
 
 static void share_lock(CURL *handle, curl_lock_data data, curl_lock_access access, void *user)
@@ -97,7 +100,6 @@ struct http_transport *http_transport_create(const struct http_config *config,
 			goto nomem;
 	}
 	t->connect_timeout_ms = config->connect_timeout_ms ? config->connect_timeout_ms : 5000;
-	t->low_speed_limit = config->low_speed_limit ? config->low_speed_limit : 1;
 	t->low_speed_time_s = config->low_speed_time_s ? config->low_speed_time_s : 10;
 	t->share = curl_share_init();
 	if (!t->share)
@@ -389,12 +391,31 @@ bool http_sleep_ms(int64_t ms)
 	return !http_cancelled();
 }
 
-/* curl calls this about once a second and whenever data moves; a non-zero answer aborts. */
+/* curl calls this often (at least once a second) while a transfer runs; a non-zero answer
+ * aborts it. Two reasons to: shutting down, or a stall: no byte moved either way for the
+ * stall timeout (curl's own low-speed check averages over seconds and trips late). */
 static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
 		       curl_off_t ulnow)
 {
-	(void)user, (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return http_cancelled();
+	struct transfer *tr = user;
+	struct timespec now;
+	int64_t idle_ms;
+
+	(void)dltotal, (void)ultotal;
+	if (http_cancelled())
+		return 1;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (dlnow + ulnow != tr->last_bytes) {
+		tr->last_bytes = dlnow + ulnow;
+		tr->last_move = now;
+		return 0;
+	}
+	idle_ms = (now.tv_sec - tr->last_move.tv_sec) * 1000 +
+		  (now.tv_nsec - tr->last_move.tv_nsec) / 1000000;
+	if (idle_ms < tr->t->low_speed_time_s * 1000)
+		return 0;
+	tr->stalled = true;
+	return 1;
 }
 
 static enum s3_status status_from_curl(CURLcode rc, const char *detail, struct s3_error *err)
@@ -406,6 +427,12 @@ static enum s3_status status_from_curl(CURLcode rc, const char *detail, struct s
 		return s3_error_set(err, S3_TIMEOUT, "timed out: %s", text);
 	case CURLE_ABORTED_BY_CALLBACK:
 		return s3_error_set(err, S3_CANCELLED, "cancelled: shutting down");
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_ISSUER_ERROR:
+		/* Asking again will not make the certificate any better. */
+		return s3_error_set(err, S3_TLS, "TLS certificate verification failed: %s", text);
 	case CURLE_OUT_OF_MEMORY:
 		return s3_error_set(err, S3_NO_MEMORY, "out of memory");
 	case CURLE_URL_MALFORMAT:
@@ -413,8 +440,6 @@ static enum s3_status status_from_curl(CURLcode rc, const char *detail, struct s
 		return s3_error_set(err, S3_INVALID_ARGUMENT, "bad URL: %s", text);
 	case CURLE_PARTIAL_FILE:
 		return s3_error_set(err, S3_NETWORK, "response body ended early: %s", text);
-	case CURLE_PEER_FAILED_VERIFICATION:
-	case CURLE_SSL_CACERT_BADFILE:
 	case CURLE_SSL_CONNECT_ERROR:
 		return s3_error_set(err, S3_NETWORK, "TLS failed: %s", text);
 	default:
@@ -437,8 +462,6 @@ static void configure(struct http_transport *t, struct transfer *tr, struct curl
 	curl_easy_setopt(c, CURLOPT_USERAGENT, t->user_agent);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, t->connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, t->low_speed_limit);
-	curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, t->low_speed_time_s);
 	if (req->timeout_ms)
 		curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms);
 	curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -455,6 +478,7 @@ static void configure(struct http_transport *t, struct transfer *tr, struct curl
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, tr);
 	curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, tr);
 	if (log_enabled(LOG_LEVEL_TRACE)) {
 		curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
 		curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, on_debug);
@@ -476,7 +500,7 @@ enum s3_status http_perform(struct http_transport *t, const struct http_request 
 			    struct http_response *resp, struct s3_error *err)
 {
 	struct curl_slist *headers = NULL, *next;
-	struct transfer tr = {.req = req, .resp = resp, .err = err, .sink_status = S3_OK};
+	struct transfer tr = {.t = t, .req = req, .resp = resp, .err = err, .sink_status = S3_OK};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	enum s3_status status = S3_OK;
 	CURLcode rc;
@@ -500,6 +524,7 @@ enum s3_status http_perform(struct http_transport *t, const struct http_request 
 	}
 	headers = next;
 	tr.curl = acquire(t);
+	clock_gettime(CLOCK_MONOTONIC, &tr.last_move);
 	if (!tr.curl) {
 		status = s3_error_set(err, S3_NO_MEMORY, "cannot create a curl handle");
 		goto out;
@@ -514,6 +539,9 @@ enum s3_status http_perform(struct http_transport *t, const struct http_request 
 	} else if (tr.body_overflow) {
 		status = s3_error_set(err, S3_PROTOCOL, "response body larger than %zu bytes",
 				      req->max_body ? req->max_body : DEFAULT_BODY_LIMIT);
+	} else if (tr.stalled) {
+		status = s3_error_set(err, S3_TIMEOUT, "stalled: no byte for %ld s",
+				      t->low_speed_time_s);
 	} else if (rc != CURLE_OK) {
 		status = status_from_curl(rc, errbuf, err);
 	}

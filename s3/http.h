@@ -27,8 +27,7 @@
 struct http_config {
 	const char *ca_bundle;      /* CA file for https, NULL for the system default; copied */
 	long connect_timeout_ms;    /* 0: 5000 */
-	long low_speed_limit;       /* bytes/s below which a transfer is stalled; 0: 1 */
-	long low_speed_time_s;      /* for this long; 0: 10 */
+	long low_speed_time_s;      /* a transfer moving no byte this long has stalled; 0: 10 */
 	unsigned max_connections;   /* pool size; 0: 16 */
 	const char *user_agent;     /* copied; NULL: "irsafs" */
 };

@@ -114,6 +114,8 @@ const char *s3_status_name(enum s3_status status)
 		return "timeout";
 	case S3_NETWORK:
 		return "network";
+	case S3_TLS:
+		return "tls";
 	case S3_PROTOCOL:
 		return "protocol";
 	case S3_NO_MEMORY:
@@ -129,7 +131,7 @@ const char *s3_status_name(enum s3_status status)
 bool s3_status_retryable(enum s3_status status)
 {
 	return status == S3_THROTTLED || status == S3_SERVER_ERROR || status == S3_TIMEOUT ||
-	       status == S3_NETWORK;
+	       status == S3_NETWORK || status == S3_PROTOCOL;
 }
 
 /* Copies the text of the child `name` of `parent` into dst, if present and non-empty. */

@@ -28,7 +28,8 @@ enum s3_status {
 	S3_CLIENT_ERROR,        /* any other 4xx */
 	S3_SERVER_ERROR,        /* 5xx other than throttling */
 	S3_TIMEOUT,             /* connect, low-speed or RequestTimeout */
-	S3_NETWORK,             /* refused, reset, DNS, TLS */
+	S3_NETWORK,             /* refused, reset, DNS, a failed TLS handshake */
+	S3_TLS,                 /* the server's certificate failed verification */
 	S3_PROTOCOL,            /* a response we cannot make sense of */
 	S3_NO_MEMORY,
 	S3_INVALID_ARGUMENT, /* a bad value from our own caller or configuration */
@@ -58,7 +59,8 @@ enum s3_status s3_status_classify(long http_status, const char *code);
 /* A stable lower-case name such as "not-found" for logs. */
 const char *s3_status_name(enum s3_status status);
 
-/* True for statuses worth retrying with backoff (throttling, 5xx, timeouts, network). */
+/* True for statuses worth retrying with backoff: throttling, 5xx, timeouts, network, and
+ * responses that made no sense (a Content-Range for other bytes, say). */
 bool s3_status_retryable(enum s3_status status);
 
 /* Parses an S3 `<Error>` or STS `<ErrorResponse><Error>` body into err->code, message, region
