@@ -88,6 +88,7 @@ static void report_probe_failure(const struct fs_options *o, const struct s3_cli
 		break;
 	case S3_NETWORK:
 	case S3_TIMEOUT:
+	case S3_TLS:
 		fprintf(stderr, "irsafs: cannot reach the S3 endpoint %s: %s\n", endpoint, what);
 		break;
 	default:
@@ -207,6 +208,8 @@ struct app {
 	bool handlers;
 	bool mounted;
 	bool ready_written;
+	int started_fd; /* daemon child: pipe to the waiting parent, -1 otherwise */
+	char failure[256]; /* why the start failed after the mount, for the parent */
 	struct auth_chain *chain;
 	const char *source; /* of credentials, for messages */
 	struct s3_client *client;
@@ -413,6 +416,89 @@ static void *summary_thread(void *arg)
 	return NULL;
 }
 
+/* Going to the background, once the mount is live: the parent waits until the child has
+ * started everything (threads, ready file, metrics) and exits 0, or 1 if the child failed
+ * first, so that the command's exit status tells the truth. The child gets a new session, "/"
+ * as working directory and /dev/null as standard streams, and logs to syslog (or its log
+ * file) from then on. */
+static int daemonize(struct app *a)
+{
+	int fds[2], devnull;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -1;
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid > 0) {
+		char reply[sizeof(a->failure) + 1];
+		ssize_t n;
+
+		close(fds[1]);
+		while ((n = read(fds[0], reply, sizeof(reply) - 1)) < 0 && errno == EINTR)
+			;
+		/* The mount belongs to the child now; the parent must not take it down. */
+		if (n > 0 && reply[0] == '0')
+			_exit(0);
+		reply[n > 0 ? n : 0] = '\0';
+		fprintf(stderr, "irsafs: %s\n",
+			n > 1 ? reply + 1 : "the daemon failed to start (see syslog)");
+		_exit(1);
+	}
+	close(fds[0]);
+	a->started_fd = fds[1];
+	setsid();
+	if (chdir("/") != 0)
+		log_debug("main", "cannot change directory to /: %s", strerror(errno));
+	if (!a->o.log_file)
+		log_use_syslog(true);
+	devnull = open("/dev/null", O_RDWR);
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		dup2(devnull, STDERR_FILENO);
+		if (devnull > STDERR_FILENO)
+			close(devnull);
+	}
+	return 0;
+}
+
+/* Tells the waiting parent (if any) how the start went: "0", or "1" and the reason, which
+ * the parent prints as its one line. */
+static void report_started(struct app *a, bool ok)
+{
+	char answer[sizeof(a->failure) + 1];
+	size_t n;
+
+	if (a->started_fd < 0)
+		return;
+	n = (size_t)snprintf(answer, sizeof(answer), "%c%s", ok ? '0' : '1',
+			     ok ? "" : a->failure);
+	if (write(a->started_fd, answer, n < sizeof(answer) ? n : sizeof(answer) - 1) < 0)
+		log_debug("main", "the parent is gone: %s", strerror(errno));
+	close(a->started_fd);
+	a->started_fd = -1;
+}
+
+/* A start that fails after the mount: logged, and kept for the parent's one line. */
+static int start_failed(struct app *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int start_failed(struct app *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(a->failure, sizeof(a->failure), fmt, ap);
+	va_end(ap);
+	log_error("main", "%s", a->failure);
+	return 1;
+}
+
 static int serve(struct app *a)
 {
 	sigset_t usr1;
@@ -420,40 +506,34 @@ static int serve(struct app *a)
 	struct fuse_loop_config *loop = NULL;
 	int rc;
 
-	if (fuse_daemonize(a->o.foreground) != 0) {
+	if (!a->o.foreground && daemonize(a) != 0) {
 		fprintf(stderr, "irsafs: cannot daemonize: %s\n", strerror(errno));
 		return 1;
 	}
-	if (!a->o.foreground && !a->o.log_file)
-		log_use_syslog(true);
-	/* Threads start only now: they would not survive fuse_daemonize's fork. */
-	if (a->chain && auth_chain_start(a->chain) != 0) {
-		log_error("main", "cannot start the credential refresher");
-		return 1;
-	}
-	if (fs_reader_start(a->reader) != 0) {
-		log_error("main", "cannot start the fetch workers");
-		return 1;
-	}
+	/* Threads start only now: they would not survive daemonize's fork. */
+	if (a->chain && auth_chain_start(a->chain) != 0)
+		return start_failed(a, "cannot start the credential refresher");
+	if (fs_reader_start(a->reader) != 0)
+		return start_failed(a, "cannot start the fetch workers");
 	/* Blocked here before the FUSE threads exist, so that they inherit it. */
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 	a->summary_running = pthread_create(&a->summary_thread, NULL, summary_thread, a) == 0;
-	if (a->metrics_server && !fs_metrics_server_start(a->metrics_server, msg, sizeof(msg))) {
-		log_error("main", "%s", msg);
-		return 1;
-	}
-	if (a->o.ready_file && !write_ready_file(a)) {
-		log_error("main", "cannot write the ready file %s: %s", a->o.ready_file,
-			  strerror(errno));
-		return 1;
-	}
+	if (a->metrics_server && !fs_metrics_server_start(a->metrics_server, msg, sizeof(msg)))
+		return start_failed(a, "%s", msg);
+	if (a->o.ready_file && !write_ready_file(a))
+		return start_failed(a, "cannot write the ready file %s: %s", a->o.ready_file,
+				    strerror(errno));
 	loop = fuse_loop_cfg_create();
-	if (!loop) {
-		log_error("main", "out of memory");
-		return 1;
-	}
+	if (!loop)
+		return start_failed(a, "out of memory");
+	/* Everything is in place: the parent may report success. */
+	LOG_EVENT(LOG_LEVEL_INFO, "main", "mounted", {"bucket", a->o.bucket},
+		  {"prefix", a->o.prefix}, {"mountpoint", a->mountpoint},
+		  {"endpoint", s3_client_endpoint(a->client)}, {"region", s3_client_region(a->client)},
+		  {"credentials", a->source}, {"version", IRSAFS_VERSION});
+	report_started(a, true);
 	/* Reads block on the network: allow enough threads that one slow GET does not stall
 	 * every other reader. */
 	fuse_loop_cfg_set_max_threads(loop, 64);
@@ -556,10 +636,6 @@ static int mount_and_serve(struct app *a)
 	}
 	a->mounted = true;
 	fuse_messages_live = true;
-	LOG_EVENT(LOG_LEVEL_INFO, "main", "mounted", {"bucket", a->o.bucket},
-		  {"prefix", a->o.prefix}, {"mountpoint", a->mountpoint},
-		  {"endpoint", s3_client_endpoint(a->client)}, {"region", s3_client_region(a->client)},
-		  {"credentials", a->source}, {"version", IRSAFS_VERSION});
 	status = serve(a);
 	LOG_EVENT(LOG_LEVEL_INFO, "main", "unmounted", {"mountpoint", a->mountpoint});
 	return status;
@@ -567,6 +643,7 @@ static int mount_and_serve(struct app *a)
 
 static void app_fini(struct app *a)
 {
+	report_started(a, false);
 	if (a->summary_running) {
 		summary_stopping = 1;
 		pthread_kill(a->summary_thread, SIGUSR1);
@@ -592,7 +669,7 @@ static void app_fini(struct app *a)
 
 int main(int argc, char **argv)
 {
-	struct app a = {.args = FUSE_ARGS_INIT(0, NULL)};
+	struct app a = {.args = FUSE_ARGS_INIT(0, NULL), .started_fd = -1};
 	char msg[700];
 	int status;
 
