@@ -9,8 +9,8 @@
  *
  * Locking: `lock` guards every field of the cache, its objects and its blocks except a block's
  * data bytes, which belong to the thread that claimed it FS_CACHE_MINE until it completes it,
- * and are read-only afterwards. `changed` is broadcast when a block completes and when a pin
- * is released while someone waits for room.
+ * and are read-only afterwards. A completed block wakes the threads waiting for it (on its
+ * stripe of `loaded`); a released pin or a completion wakes those waiting for room (`room`).
  */
 #include "cache.h"
 
@@ -19,6 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+
+/* Waiters for a block sleep on one of these, chosen by the block's address, so that finishing
+ * a block wakes only threads that may wait for it. */
+#define LOAD_STRIPES 64
 
 enum block_state {
 	BLOCK_LOADING,
@@ -34,6 +38,7 @@ struct fs_cache_block {
 	char *data;
 	size_t len;
 	unsigned pins;
+	unsigned waiters; /* threads in fs_cache_wait on this block */
 	bool prefetched; /* fetched ahead of any reader */
 	bool used;       /* some reader claimed it */
 	struct fs_cache_block *hnext;
@@ -53,7 +58,8 @@ struct fs_cache_object {
 
 struct fs_cache {
 	pthread_mutex_t lock;
-	pthread_cond_t changed;
+	pthread_cond_t room;                /* a block was released or finished */
+	pthread_cond_t loaded[LOAD_STRIPES]; /* a block of this stripe finished loading */
 	size_t block_size;
 	size_t max_blocks;
 	size_t nblocks;       /* blocks in the table, any state */
@@ -65,8 +71,7 @@ struct fs_cache {
 	char **pool;               /* free buffers */
 	size_t npool;
 	size_t mapped;             /* buffers mapped in all */
-	unsigned room_waiters;  /* threads waiting for room */
-	unsigned block_waiters; /* threads waiting for a block to finish loading */
+	unsigned room_waiters; /* threads waiting for room */
 	struct fs_cache_stats stats;
 };
 
@@ -77,6 +82,11 @@ static size_t hash_bytes(const char *s, size_t len, size_t h)
 		h *= 1099511628211ull;
 	}
 	return h;
+}
+
+static pthread_cond_t *stripe(struct fs_cache *c, const struct fs_cache_block *b)
+{
+	return &c->loaded[((uintptr_t)b >> 6) % LOAD_STRIPES];
 }
 
 static size_t block_bucket(const struct fs_cache *c, const struct fs_cache_object *o,
@@ -111,7 +121,9 @@ struct fs_cache *fs_cache_create(size_t capacity, size_t block_size)
 	c->lru.next = c->lru.prev = &c->lru;
 	c->stats.capacity = c->max_blocks * block_size;
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->changed, NULL);
+	pthread_cond_init(&c->room, NULL);
+	for (int i = 0; i < LOAD_STRIPES; i++)
+		pthread_cond_init(&c->loaded[i], NULL);
 	return c;
 }
 
@@ -155,7 +167,9 @@ void fs_cache_destroy(struct fs_cache *c)
 	}
 	for (size_t i = 0; i < c->npool; i++)
 		munmap(c->pool[i], c->block_size);
-	pthread_cond_destroy(&c->changed);
+	pthread_cond_destroy(&c->room);
+	for (int i = 0; i < LOAD_STRIPES; i++)
+		pthread_cond_destroy(&c->loaded[i]);
 	pthread_mutex_destroy(&c->lock);
 	free(c->table);
 	free(c->objects);
@@ -339,7 +353,7 @@ enum fs_cache_claim fs_cache_claim(struct fs_cache *c, struct fs_cache_object *o
 			return FS_CACHE_FULL;
 		}
 		c->room_waiters++;
-		pthread_cond_wait(&c->changed, &c->lock);
+		pthread_cond_wait(&c->room, &c->lock);
 		c->room_waiters--;
 	}
 	if (b && b->state == BLOCK_FAILED && b->pins == 0) {
@@ -397,10 +411,12 @@ void fs_cache_complete(struct fs_cache *c, struct fs_cache_block *b, int err)
 		b->state = BLOCK_READY;
 		b->len = size - start < c->block_size ? (size_t)(size - start) : c->block_size;
 	}
-	/* Most blocks complete with nobody waiting (prefetch runs ahead of the reader): waking
-	 * every sleeper for each of them would only cost context switches. */
-	if (c->block_waiters || c->room_waiters)
-		pthread_cond_broadcast(&c->changed);
+	/* Most blocks complete with nobody waiting (prefetch runs ahead of the reader): wake
+	 * only those that wait for this block, and those waiting for room. */
+	if (b->waiters)
+		pthread_cond_broadcast(stripe(c, b));
+	if (c->room_waiters)
+		pthread_cond_broadcast(&c->room);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -409,10 +425,10 @@ int fs_cache_wait(struct fs_cache *c, struct fs_cache_block *b)
 	int rc;
 
 	pthread_mutex_lock(&c->lock);
-	c->block_waiters++;
+	b->waiters++;
 	while (b->state == BLOCK_LOADING)
-		pthread_cond_wait(&c->changed, &c->lock);
-	c->block_waiters--;
+		pthread_cond_wait(stripe(c, b), &c->lock);
+	b->waiters--;
 	rc = b->state == BLOCK_READY ? 0 : -b->err;
 	pthread_mutex_unlock(&c->lock);
 	return rc;
@@ -430,7 +446,7 @@ void fs_cache_release(struct fs_cache *c, struct fs_cache_block *b)
 	pthread_mutex_lock(&c->lock);
 	b->pins--;
 	if (b->pins == 0 && c->room_waiters)
-		pthread_cond_broadcast(&c->changed);
+		pthread_cond_broadcast(&c->room);
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -458,7 +474,7 @@ void fs_cache_forget_key(struct fs_cache *c, const char *key, size_t key_len)
 		    memcmp(b->obj->key, key, key_len) == 0)
 			c->pool[c->npool++] = evict(c, b);
 	}
-	pthread_cond_broadcast(&c->changed);
+	pthread_cond_broadcast(&c->room);
 	pthread_mutex_unlock(&c->lock);
 }
 

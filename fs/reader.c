@@ -25,7 +25,6 @@
 #define DEFAULT_BLOCK (64 * 1024)
 #define PART_BYTES (8u * 1024 * 1024)
 #define INITIAL_WINDOW (1024 * 1024)
-#define MAX_WINDOW (64u * 1024 * 1024)
 #define MAX_READ_BLOCKS 160
 
 struct fs_reader {
@@ -76,9 +75,10 @@ struct fs_reader *fs_reader_create(struct fs_tree *tree, const struct fs_backend
 		r->part_blocks = FS_FETCH_MAX_BLOCKS;
 	if (r->part_blocks == 0)
 		r->part_blocks = 1;
-	r->max_window = fs_cache_capacity(r->cache) / 2 < MAX_WINDOW
-				? fs_cache_capacity(r->cache) / 2
-				: MAX_WINDOW;
+	/* Enough to keep every connection busy with a part, within half the cache. */
+	r->max_window = (size_t)workers * PART_BYTES;
+	if (r->max_window > fs_cache_capacity(r->cache) / 2)
+		r->max_window = fs_cache_capacity(r->cache) / 2;
 	/* Small caches get smaller parts, so that the window still spans several of them. */
 	while (r->part_blocks > 1 && r->part_blocks * r->block_size * 4 > r->max_window)
 		r->part_blocks /= 2;

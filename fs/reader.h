@@ -8,8 +8,8 @@
  * its cached blocks and makes the directory listing be fetched again.
  *
  * Each open file watches its reads. A stream that proves sequential gets a prefetch window
- * that doubles with every read, from 1 MiB up to the maximum (64 MiB, or half the cache if
- * smaller), fetched ahead in parts of up to 8 MiB by parallel workers. A read that jumps away
+ * that doubles with every read, from 1 MiB up to one 8 MiB part per connection (at most half
+ * the cache), fetched ahead in parts by parallel workers. A read that jumps away
  * resets the window to nothing: random readers fetch only the blocks they touch. An object no
  * bigger than one part, read from its start, is fetched with one GET.
  */
