@@ -14,11 +14,22 @@ Run it with Debian's interpreter (it needs python3-botocore)::
         [--container-credentials] [--container-token-file PATH] [--container-duration S]
         [--container-fail-first N] [--container-delay S]
         [--imds] [--imds-role NAME] [--imds-duration S] [--imds-fail-first N] [--imds-delay S]
+        [--fault JSON]... [--tls-cert FILE --tls-key FILE]
 
 Once listening it prints exactly one line, ``{"port": N}``, to stdout (and writes the same line
 to ``--port-file``). It logs requests to stderr only with ``--verbose`` and exits cleanly on
 SIGTERM or SIGINT. Objects live in memory; the default bucket is ``test-bucket``, the default
 credential ``AKIDTEST:secrettest``, the default region ``us-east-1``.
+
+TLS: with ``--tls-cert FILE --tls-key FILE`` (PEM; the certificate file may hold a chain) the
+port speaks HTTPS only, control API included (``Control(port, tls=True)`` or
+``Control(port, cafile=CERT)``); without them, plain HTTP only. Each connection's handshake runs
+in its own thread; the statistics then have ``"tls": {"handshakes": n, "failures": [..]}``
+(completed handshakes, and the error of each one that failed, e.g. a client that does not
+trust the certificate: ``SSLError: [SSL: TLSV1_ALERT_UNKNOWN_CA] ...``). A test certificate::
+
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem
 
 S3 side (read-only, AWS Signature V4 in the Authorization header on every request):
 
@@ -104,6 +115,57 @@ claims are no longer S3; every request is counted under its op name):
   ``--<endpoint>-delay S`` set it at start-up, ``POST /__irsafs/<endpoint>-fail`` at run
   time.
 
+S3 fault injection (for retry tests): a list of rules, set by ``POST /__irsafs/faults`` (or
+``--fault`` at start-up), each a JSON object; a request that passed authentication gets the
+first rule that matches it and still has requests to fault (at most one rule per request;
+requests refused by authentication never match). Fields (all optional):
+
+* ``op``: ``GetObject``, ``HeadObject``, ``ListObjectsV2``, ``HeadBucket`` or ``any``
+  (default; S3 operations only: never the control API or the credential endpoints).
+* ``bucket``: only this bucket. ``prefix``: only keys starting with it (for ListObjectsV2: a
+  ``prefix`` parameter starting with it; HeadBucket's subject is the empty string).
+  ``min_bytes``: only requests whose Range (``bytes=FIRST-LAST``) asks for at least this
+  many bytes (requests without such a Range always qualify), e.g. to hit large prefetch GETs.
+* ``count``: how many matching requests to fault, default 1; -1 for every one; 0 disables.
+  ``skip``: let this many matching requests through first (default 0).
+* ``action`` (default ``error``):
+
+  - ``error``: answer an S3 error document with ``status``, ``code`` and ``message`` (and any
+    extra response ``headers``, an object of strings, e.g. ``x-amz-bucket-region``). The code
+    defaults to InternalError; the status and message default by code: InternalError 500,
+    SlowDown 503, ServiceUnavailable 503, RequestTimeout 400, AccessDenied 403, NoSuchKey
+    404, NoSuchBucket 404, InvalidObjectState 403, PreconditionFailed 412, InvalidRange 416,
+    ExpiredToken 400, InvalidToken 400, PermanentRedirect 301, NotImplemented 501 (each with
+    S3's message), any other code 500 ("Injected failure (CODE)"). Status 300..599.
+  - ``reset``: reset the connection (TCP RST): before any response when ``after_bytes`` is
+    absent, else after the headers (promising the whole body) and ``after_bytes`` body bytes
+    (and a pause of 50 ms so the client can read them before the reset discards them).
+  - ``truncate``: send the headers (with the full Content-Length), ``after_bytes`` (default
+    0) body bytes, then close the connection normally (FIN).
+  - ``stall``: send the headers and ``after_bytes`` (default 0) body bytes, then nothing for
+    ``seconds`` (default 30) with the connection open; then the rest of the body, unless the
+    client has closed the connection meanwhile (the server notices at once and stops).
+  - ``delay``: wait ``seconds`` (default 1) before handling the request (a slow first byte),
+    then answer normally.
+  - ``wrong_range`` (GetObject): a 206 for other bytes than asked for, with a Content-Range
+    that names them truthfully: the same length ``shift`` (default 4096, may be negative)
+    bytes later, else earlier, else one byte off; for the whole object, one byte fewer. A
+    client must reject it (a GET without Range gets it too).
+
+  For ``reset``, ``truncate`` and ``stall`` the cut is at most the body's length minus one,
+  so the body is always incomplete; a response without a body (HEAD, or empty) is cut before
+  its status line (a stall then just delays it). They apply to whatever response the request
+  gets, errors included.
+* ``name``: a label, echoed back.
+
+In the statistics (``GET /__irsafs/stats``) each log entry of a faulted request has ``"fault":
+INDEX`` (the rule's position in the list; the entry is written when the request ends, so a
+stalled request is logged once its stall ends), ``status`` is null when no status line was
+sent, and ``bytes`` counts the body bytes actually sent. While rules are set, the statistics
+have ``"faults": [rule, ...]``: each rule's settings with ``remaining`` (-1: unlimited),
+``fired`` (requests faulted) and ``matched`` (matching requests seen, skipped ones included),
+both zeroed by ``/__irsafs/reset``.
+
 Control API (no authentication, never counted in the statistics), under ``/__irsafs/``:
 
 * ``PUT /__irsafs/object?bucket=B&key=K``: body is the content; optional headers
@@ -128,6 +190,10 @@ Control API (no authentication, never counted in the statistics), under ``/__irs
 * ``POST /__irsafs/reset``: zeroes the statistics (issued credentials stay valid).
 * ``POST /__irsafs/config``: JSON body with ``page_size`` and/or ``ignore_encoding_type``;
   answers the resulting settings.
+* ``POST /__irsafs/region``: JSON body ``{"region": R}`` moves the bucket(s) to region R:
+  from then on requests signed for another region get 400 AuthorizationHeaderMalformed with
+  ``<Region>R</Region>`` and ``x-amz-bucket-region: R``, and HeadBucket names R. Answers
+  ``{"region": R}``.
 * ``POST /__irsafs/cred-config``: JSON body with any of ``sts_token_file``, ``sts_role_arn``,
   ``sts_duration``, ``container_credentials``, ``container_token_file``,
   ``container_duration``, ``imds``, ``imds_role``, ``imds_duration``, ``account_id`` (the
@@ -148,6 +214,10 @@ Control API (no authentication, never counted in the statistics), under ``/__irs
   "imds_tokens": [...] (every IMDSv2 session token issued), "web_identity_tokens": [...]
   (every token seen in the STS token file), "signatures": [...] (the ``Signature`` values of
   the last 1000 signed S3 requests)}``.
+* ``POST /__irsafs/faults``: JSON body, a list of S3 fault rules (or one rule), which replaces
+  the current ones; answers ``{"faults": [rule, ...]}`` as described above. ``GET
+  /__irsafs/faults`` answers the same; ``DELETE /__irsafs/faults`` removes every rule and
+  answers ``{"cleared": n}``. A bad rule gives 400 ``{"error": ...}`` and changes nothing.
 * ``POST /__irsafs/revoke``: optional JSON body ``{"code": "InvalidToken" | "ExpiredToken" |
   "AccessDenied" | "InvalidAccessKeyId", "status": n, "message": ..}``: every temporary
   credential issued so far is refused by S3 from now on with that error (default 400
@@ -159,11 +229,14 @@ In the query of a control request ``bucket`` and ``key`` are percent-decoded to 
 For tests, import this module: ``start_server(args) -> (proc, port)``, ``stop_server(proc)``,
 ``Control(port)`` (a client of the control API: ``put``, ``bulk``, ``delete``, ``stats``,
 ``reset``, ``config``, ``cred_config``, ``sts_fail``, ``container_fail``, ``imds_fail``,
-``revoke``, ``credential_stats``, ``issued``, ``s3_requests``, ``secrets``),
+``revoke``, ``credential_stats``, ``issued``, ``s3_requests``, ``secrets``, ``faults``,
+``fault``, ``clear_faults``, ``fault_rules``, ``set_region``),
 ``make_data(size, seed)`` and ``write_token_file(path, token)`` (atomic replacement, as kubelet
 rotates tokens). To extend the server further, subclass ``S3RequestHandler`` and override
 ``handle_extra`` (it runs before the credential endpoints and S3), then pass the subclass to
-``main`` or to ``S3Server`` (and ``run`` it).
+``main`` or to ``S3Server`` (and ``run`` it). A subclass may override ``send(status, headers,
+body)`` (to shape traffic, say): as long as it calls the base ``send``, which writes through
+``self.wfile``, injected resets, truncations and stalls still apply.
 """
 
 import argparse
@@ -183,11 +256,14 @@ import math
 import os
 import re
 import secrets
+import select
 import selectors
 import signal
 import socket
 import socketserver
+import ssl
 import stat
+import struct
 import subprocess
 import sys
 import tempfile
@@ -431,6 +507,19 @@ def parse_range(header, size):
     return first, last
 
 
+def misplaced_span(first, last, size, shift):
+    """Another span of an object of `size` bytes than (first, last), for a wrong
+    Content-Range: the same length `shift` bytes later, else earlier, else one byte off; when
+    the whole object was asked for, one byte fewer. A one-byte object has no other span."""
+    length = last - first + 1
+    for start in (first + shift, first - shift, first + 1, first - 1):
+        if start != first and start >= 0 and start + length <= size:
+            return start, start + length - 1
+    if length > 1:
+        return first, last - 1
+    return first, last
+
+
 def etag_matches(header, etag):
     """True when an If-Match/If-None-Match header names `etag` (quoted or not) or is ``*``."""
     return any(tag.strip() in ('*', etag, etag.strip('"')) for tag in header.split(','))
@@ -454,6 +543,11 @@ class S3Error(Exception):
         parts += [f'<{name}>{xml_text(value)}</{name}>' for name, value in self.extra]
         parts += [f'<RequestId>{request_id}</RequestId>', '</Error>']
         return ''.join(parts).encode('utf-8', 'surrogateescape')
+
+
+class ConnectionAborted(Exception):
+    """Raised inside a request when an injected fault has closed or reset the connection: no
+    response (or no more of it) can be sent."""
 
 
 class ControlError(Exception):
@@ -539,6 +633,177 @@ class Fault:
     def describe(self):
         return {'count': self.count, 'status': self.status, 'code': self.code,
                 'message': self.message, 'delay': self.delay}
+
+
+# S3 fault injection (POST /__irsafs/faults, --fault): the actions a rule can take, the
+# operations it can match, and the default status and message of an injected error code.
+S3_FAULT_ACTIONS = ('error', 'reset', 'truncate', 'stall', 'delay', 'wrong_range')
+S3_FAULT_OPS = ('any', 'GetObject', 'HeadObject', 'ListObjectsV2', 'HeadBucket')
+S3_FAULT_ERRORS = {
+    'InternalError': (500, 'We encountered an internal error. Please try again.'),
+    'SlowDown': (503, 'Please reduce your request rate.'),
+    'ServiceUnavailable': (503, 'Service is unable to handle request.'),
+    'RequestTimeout': (400, 'Your socket connection to the server was not read from or '
+                            'written to within the timeout period. Idle connections will be '
+                            'closed.'),
+    'AccessDenied': (403, 'Access Denied'),
+    'NoSuchKey': (404, 'The specified key does not exist.'),
+    'NoSuchBucket': (404, 'The specified bucket does not exist'),
+    'InvalidObjectState': (403, "The operation is not valid for the object's storage class"),
+    'PreconditionFailed': (412, 'At least one of the pre-conditions you specified did not '
+                                'hold'),
+    'InvalidRange': (416, 'The requested range is not satisfiable'),
+    'ExpiredToken': (400, 'The provided token has expired.'),
+    'InvalidToken': (400, 'The provided token is malformed or otherwise invalid.'),
+    'PermanentRedirect': (301, 'The bucket you are attempting to access must be addressed '
+                               'using the specified endpoint. Please send all future requests '
+                               'to this endpoint.'),
+    'NotImplemented': (501, 'A header you provided implies functionality that is not '
+                            'implemented.'),
+}
+DEFAULT_STALL_SECONDS = 30.0
+DEFAULT_DELAY_SECONDS = 1.0
+DEFAULT_RANGE_SHIFT = 4096
+RESET_GRACE_SECONDS = 0.05  # let the client read the bytes sent before a reset
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass
+class FaultRule:
+    """One S3 fault injection rule (see the module docstring for the JSON form).
+
+    It matches requests for `op` (``any`` for every S3 operation), optionally only in
+    `bucket`, for keys starting with `prefix` (for ListObjectsV2: a ``prefix`` parameter
+    starting with it) and for ranges of at least `min_bytes`; the first `skip` matching
+    requests pass, then the next `count` (-1: every one) get `action`. `fired` counts the
+    requests it was applied to since the last statistics reset, `matched` those it saw
+    (skipped ones included)."""
+    action: str = 'error'
+    op: str = 'any'
+    bucket: str = None
+    prefix: str = None
+    count: int = 1
+    skip: int = 0
+    status: int = None
+    code: str = None
+    message: str = None
+    headers: dict = None
+    after_bytes: int = None
+    seconds: float = None
+    min_bytes: int = None
+    shift: int = DEFAULT_RANGE_SHIFT
+    name: str = None
+    fired: int = 0
+    matched: int = 0
+    remaining: int = None   # requests still to fault (-1: unlimited); starts at count
+    skip_left: int = None   # matching requests still to let through; starts at skip
+
+    FIELDS = ('action', 'op', 'bucket', 'prefix', 'min_bytes', 'count', 'skip', 'status',
+              'code', 'message', 'headers', 'after_bytes', 'seconds', 'shift', 'name')
+
+    @classmethod
+    def from_dict(cls, spec):
+        """Validate a rule given as a dict (JSON); raise ValueError naming the problem."""
+        if not isinstance(spec, dict):
+            raise ValueError(f'a fault rule must be a JSON object, not {spec!r}')
+        unknown = set(spec) - set(cls.FIELDS)
+        if unknown:
+            raise ValueError(f'unknown fault rule fields {sorted(unknown)}; known: '
+                             f'{list(cls.FIELDS)}')
+        rule = cls(**{name: value for name, value in spec.items() if value is not None})
+        if 'action' not in spec and ('status' in spec or 'code' in spec):
+            rule.action = 'error'
+        if rule.action not in S3_FAULT_ACTIONS:
+            raise ValueError(f'action must be one of {list(S3_FAULT_ACTIONS)}')
+        if rule.op not in S3_FAULT_OPS:
+            raise ValueError(f'op must be one of {list(S3_FAULT_OPS)}')
+        for name in ('bucket', 'prefix', 'code', 'message', 'name'):
+            value = getattr(rule, name)
+            if value is not None and not isinstance(value, str):
+                raise ValueError(f'{name} must be a string')
+        if not _is_int(rule.count) or rule.count < -1:
+            raise ValueError('count must be an integer >= 0, or -1 for every request')
+        if not _is_int(rule.skip) or rule.skip < 0:
+            raise ValueError('skip must be a non-negative integer')
+        if rule.headers is not None and not (
+                isinstance(rule.headers, dict)
+                and all(isinstance(k, str) and isinstance(v, str)
+                        for k, v in rule.headers.items())):
+            raise ValueError('headers must be an object of strings')
+        for name in ('after_bytes', 'min_bytes'):
+            value = getattr(rule, name)
+            if value is not None and (not _is_int(value) or value < 0):
+                raise ValueError(f'{name} must be a non-negative integer')
+        if rule.seconds is not None and (not _is_number(rule.seconds)
+                                         or not 0 <= rule.seconds <= 3600):
+            raise ValueError('seconds must be a number between 0 and 3600')
+        if not _is_int(rule.shift) or rule.shift == 0:
+            raise ValueError('shift must be a non-zero integer')
+        if rule.action == 'error':
+            default_status, default_message = S3_FAULT_ERRORS.get(
+                rule.code or 'InternalError', (500, None))
+            rule.code = rule.code or 'InternalError'
+            if rule.status is None:
+                rule.status = default_status
+            if not _is_int(rule.status) or not 300 <= rule.status <= 599:
+                raise ValueError('status must be an HTTP status code (300..599)')
+            if rule.message is None:
+                rule.message = default_message or f'Injected failure ({rule.code})'
+        elif rule.status is not None or rule.code is not None:
+            raise ValueError(f'status and code belong to action "error", not {rule.action!r}')
+        if rule.action == 'stall' and rule.seconds is None:
+            rule.seconds = DEFAULT_STALL_SECONDS
+        if rule.action == 'delay' and rule.seconds is None:
+            rule.seconds = DEFAULT_DELAY_SECONDS
+        if rule.action in ('truncate', 'stall') and rule.after_bytes is None:
+            rule.after_bytes = 0
+        rule.remaining = rule.count
+        rule.skip_left = rule.skip
+        return rule
+
+    def matches(self, op, bucket, subject, requested=None):
+        """Whether the rule applies to a request for `op` in `bucket` whose key (or listing
+        prefix) is `subject` (bytes or None) and whose Range asks for `requested` bytes (None:
+        no bounded range)."""
+        if self.op not in ('any', op):
+            return False
+        if (self.min_bytes is not None and requested is not None
+                and requested < self.min_bytes):
+            return False
+        if self.bucket is not None and self.bucket != bucket:
+            return False
+        if self.prefix is not None:
+            if subject is None or not subject.startswith(self.prefix.encode()):
+                return False
+        return True
+
+    def take(self):
+        """Count one matching request; return True when the rule applies to it (the caller
+        holds the server's lock)."""
+        if self.remaining == 0:
+            return False
+        self.matched += 1
+        if self.skip_left > 0:
+            self.skip_left -= 1
+            return False
+        if self.remaining > 0:
+            self.remaining -= 1
+        self.fired += 1
+        return True
+
+    def describe(self):
+        """The rule as JSON-ready data: its settings, ``remaining`` (-1: unlimited),
+        ``fired`` and ``matched``."""
+        data = {name: getattr(self, name) for name in self.FIELDS}
+        data.update(remaining=self.remaining, fired=self.fired, matched=self.matched)
+        return data
 
 
 @dataclasses.dataclass(frozen=True)
@@ -639,9 +904,15 @@ class S3HTTPServer(http.server.ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def handle_error(self, request, client_address):
-        # Clients dropping connections is normal; report anything else.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+        # Clients dropping connections is normal, and so are TLS handshakes a client gives up
+        # (it does not trust the certificate); report anything else.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, ssl.SSLError, TimeoutError)):
+            if self.s3.verbose:
+                sys.stderr.write(f'{client_address[0]} - connection ended: '
+                                 f'{type(error).__name__}: {error}\n')
+            return
+        super().handle_error(request, client_address)
 
 
 class S3Server:
@@ -652,15 +923,20 @@ class S3Server:
     issued by the credential endpoints are kept apart, in ``self.temporary`` {akid:
     TemporaryCredential}. `credential_settings` is a dict of keyword arguments of
     `configure_credentials`; `faults` maps an endpoint (``sts``, ``container``, ``imds``) to
-    keyword arguments of `Fault.from_settings`. Everything mutable is guarded by `lock`;
-    stored bytes are immutable and are sent unlocked.
+    keyword arguments of `Fault.from_settings`; `s3_faults` is a list of S3 fault rules
+    (dicts, see `FaultRule.from_dict`). With `tls_cert` and `tls_key` (PEM files) the server
+    speaks HTTPS only. Everything mutable is guarded by `lock`; stored bytes are immutable and
+    are sent unlocked.
     """
 
     def __init__(self, host='127.0.0.1', port=0, region=DEFAULT_REGION,
                  buckets=(DEFAULT_BUCKET,), credentials=None, page_size=MAX_LIST_KEYS,
                  ignore_encoding_type=False, no_auth=False, verbose=False,
-                 handler_class=None, credential_settings=None, faults=None):
+                 handler_class=None, credential_settings=None, faults=None,
+                 s3_faults=None, tls_cert=None, tls_key=None):
         self.lock = threading.Lock()
+        self.s3_faults = []
+        self.tls = tls_cert is not None
         self.region = region
         self.credentials = {akid: (secret, token) for akid, secret, token in
                             credentials or [parse_credential(DEFAULT_CREDENTIAL)]}
@@ -693,7 +969,23 @@ class S3Server:
         self.configure_credentials(**(credential_settings or {}))
         for endpoint, settings in (faults or {}).items():
             self.set_fault(endpoint, **settings)
+        self.set_s3_faults(s3_faults or [])
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError('TLS needs both a certificate and its key')
+        context = None
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            try:
+                context.load_cert_chain(tls_cert, tls_key)
+            except (OSError, ssl.SSLError) as error:
+                raise ValueError(f'cannot load the TLS certificate {tls_cert} and key '
+                                 f'{tls_key}: {error}') from None
         self.httpd = S3HTTPServer((host, port), handler_class or S3RequestHandler, self)
+        if context is not None:
+            # The handshake runs in each connection's thread (S3RequestHandler.setup), so a
+            # client that never completes one cannot hold up the others.
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True,
+                                                    do_handshake_on_connect=False)
         self._thread = None
 
     @property
@@ -745,6 +1037,13 @@ class S3Server:
             self.ignore_encoding_type = bool(ignore_encoding_type)
         return {'page_size': self.page_size, 'ignore_encoding_type': self.ignore_encoding_type}
 
+    def set_region(self, region):
+        """Move the server (every bucket) to `region`; return it."""
+        if not isinstance(region, str) or not re.fullmatch(r'[a-z0-9]+(-[a-z0-9]+)*', region):
+            raise ValueError('region must be a region name such as eu-west-1')
+        self.region = region
+        return region
+
     def reset_stats(self):
         with self.lock:
             self.stats = {'requests': collections.Counter(), 'statuses': collections.Counter(),
@@ -752,14 +1051,19 @@ class S3Server:
                           'log': collections.deque(maxlen=LOG_LENGTH),
                           'issued': collections.deque(maxlen=LOG_LENGTH),
                           'token_rejections': collections.Counter(),
-                          'injected_failures': collections.Counter()}
+                          'injected_failures': collections.Counter(),
+                          'tls_handshakes': 0, 'tls_failures': collections.deque(
+                              maxlen=LOG_LENGTH)}
+            for rule in self.s3_faults:
+                rule.fired = rule.matched = 0
 
     def record(self, entry, auth_failed, rejection=None):
         """Count one S3 or credential endpoint request; `entry` is its log entry and
         `rejection` the S3 error code when S3 refused the credential's token."""
         with self.lock:
             self.stats['requests'][entry['op']] += 1
-            self.stats['statuses'][str(entry['status'])] += 1
+            if entry['status'] is not None:  # None: a fault ended it before any response
+                self.stats['statuses'][str(entry['status'])] += 1
             self.stats['auth_failures'] += auth_failed
             self.stats['bytes_sent'] += entry['bytes']
             self.stats['log'].append(entry)
@@ -775,6 +1079,11 @@ class S3Server:
                         'auth_failures': self.stats['auth_failures'],
                         'bytes_sent': self.stats['bytes_sent'],
                         'log': list(self.stats['log'])}
+            if self.s3_faults:
+                snapshot['faults'] = [rule.describe() for rule in self.s3_faults]
+            if self.tls:
+                snapshot['tls'] = {'handshakes': self.stats['tls_handshakes'],
+                                   'failures': list(self.stats['tls_failures'])}
             if self.credential_endpoints_enabled():
                 now = time.time()
                 snapshot['credentials'] = {
@@ -876,6 +1185,42 @@ class S3Server:
             self.stats['injected_failures'][endpoint] += 1
             return fault.delay, fault.error()
 
+    def set_s3_faults(self, rules):
+        """Replace the S3 fault rules with `rules` (dicts); return their descriptions."""
+        if not isinstance(rules, list):
+            raise ValueError('the fault rules must be a JSON list')
+        parsed = [FaultRule.from_dict(rule) for rule in rules]
+        with self.lock:
+            self.s3_faults = parsed
+        return [rule.describe() for rule in parsed]
+
+    def clear_s3_faults(self):
+        """Remove every S3 fault rule; return how many there were."""
+        with self.lock:
+            cleared, self.s3_faults = len(self.s3_faults), []
+        return cleared
+
+    def s3_fault_rules(self):
+        with self.lock:
+            return [rule.describe() for rule in self.s3_faults]
+
+    def take_s3_fault(self, op, bucket, subject, requested=None):
+        """The first rule that applies to this request, as (index, FaultRule), using it up
+        once; None when none does."""
+        with self.lock:
+            for index, rule in enumerate(self.s3_faults):
+                if rule.matches(op, bucket, subject, requested) and rule.take():
+                    return index, rule
+        return None
+
+    def record_tls(self, error=None):
+        """Count one TLS handshake, or one that failed with `error`."""
+        with self.lock:
+            if error is None:
+                self.stats['tls_handshakes'] += 1
+            else:
+                self.stats['tls_failures'].append(f'{type(error).__name__}: {error}')
+
     def issue_credential(self, source, lifetime, role_arn=None, session_name=None,
                          web_identity_token=None):
         """Create and register a temporary credential valid for `lifetime` seconds (its
@@ -970,6 +1315,10 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         ('POST', 'imds-fail'): 'control_imds_fail',
         ('POST', 'revoke'): 'control_revoke',
         ('GET', 'secrets'): 'control_secrets',
+        ('POST', 'region'): 'control_region',
+        ('POST', 'faults'): 'control_set_faults',
+        ('GET', 'faults'): 'control_get_faults',
+        ('DELETE', 'faults'): 'control_clear_faults',
     }
 
     @property
@@ -985,10 +1334,24 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
 
     # Dispatch
 
+    def setup(self):
+        # Over TLS the handshake happens here, in the connection's own thread; a client that
+        # refuses the certificate ends the connection (counted in the statistics).
+        if isinstance(self.request, ssl.SSLSocket):
+            try:
+                self.request.do_handshake()
+            except OSError as error:
+                self.server.s3.record_tls(error)
+                raise
+            self.server.s3.record_tls()
+        super().setup()
+
     def dispatch(self):
         self.request_id = secrets.token_hex(8).upper()
         self.status = None
         self.bytes_sent = 0
+        self.fault = None          # the S3 fault rule applied to this request, if any
+        self.fault_index = None    # its position in the rule list
         # self.path has leading slashes collapsed by http.server; use the target as sent.
         target = self.requestline.split()[1]
         self.raw_path, _, self.raw_query = target.partition('?')
@@ -1022,20 +1385,94 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def send(self, status, headers, body=b''):
         """Send a response; the body (bytes or memoryview) is written in chunks, except to
-        HEAD, whose Content-Length still describes it."""
+        HEAD, whose Content-Length still describes it.
+
+        A pending ``reset``, ``truncate`` or ``stall`` fault (see `handle_s3`) is applied
+        here, to whatever response the request gets: the headers still promise the whole
+        body. Subclasses that override this method and call it keep the faults."""
         self.status = status
+        fault = getattr(self, 'fault', None)
+        if fault is not None and fault.action not in ('reset', 'truncate', 'stall'):
+            fault = None
+        view = memoryview(body) if self.command != 'HEAD' else memoryview(b'')
+        cut = None
+        if fault is not None:
+            if len(view) == 0 or fault.after_bytes is None:
+                # Nothing to cut: the fault strikes before the status line.
+                if fault.action != 'stall':
+                    self.status = None
+                    self.abort_connection(reset=fault.action == 'reset')
+                    raise ConnectionAborted(fault.action)
+                if not self.stall(fault.seconds):
+                    self.status = None
+                    self.abort_connection(reset=False)
+                    raise ConnectionAborted('stall')
+                fault = None
+            else:
+                # Always cut something: at most all but the last byte goes out.
+                cut = min(fault.after_bytes, len(view) - 1)
         self.send_response(status)
         self.send_header('x-amz-request-id', self.request_id)
         for name, value in headers.items():
             self.send_header(name, value)
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
-        if self.command != 'HEAD':
-            view = memoryview(body)
-            for offset in range(0, len(view), CHUNK_SIZE):
-                chunk = view[offset:offset + CHUNK_SIZE]
-                self.wfile.write(chunk)
-                self.bytes_sent += len(chunk)
+        self.write_body(view[:cut] if fault is not None else view)
+        if fault is None:
+            return
+        self.wfile.flush()
+        if fault.action == 'stall':
+            if self.stall(fault.seconds):
+                self.write_body(view[cut:])
+                return
+            self.abort_connection(reset=False)
+        else:
+            if fault.action == 'reset':
+                time.sleep(RESET_GRACE_SECONDS)
+            self.abort_connection(reset=fault.action == 'reset')
+        raise ConnectionAborted(fault.action)
+
+    def write_body(self, view):
+        for offset in range(0, len(view), CHUNK_SIZE):
+            chunk = view[offset:offset + CHUNK_SIZE]
+            self.wfile.write(chunk)
+            self.bytes_sent += len(chunk)
+
+    def stall(self, seconds):
+        """Send nothing for `seconds`, keeping the connection open. Returns False as soon as
+        the client closes it (a client waiting for a response sends nothing, so a readable
+        socket means it has gone), True when the time is up."""
+        deadline = time.monotonic() + seconds
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            try:
+                readable, _, _ = select.select([self.connection], [], [], min(remaining, 0.25))
+            except (OSError, ValueError):
+                return False
+            if readable:
+                return False
+
+    def abort_connection(self, reset):
+        """End the connection now: with a TCP reset (RST) when `reset`, else with a normal
+        close (FIN) after whatever was sent."""
+        self.close_connection = True
+        sock = self.connection
+        try:
+            self.wfile.flush()
+        except (OSError, ValueError):
+            pass
+        try:
+            if reset:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+            else:
+                sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        # The socket really closes once rfile, made from it, lets go of it too.
+        sock.close()
+        self.rfile.close()
 
     def send_s3_error(self, error):
         """Send an S3 error; HEAD gets the status and headers only, as from S3."""
@@ -1069,23 +1506,59 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
                                   [('Method', self.command)])
                 raise S3Error(501, 'NotImplemented',
                               f'{op} is not implemented by this test server.')
+            self.inject_fault(op)
             getattr(self, self.OPERATIONS[op])()
         except S3Error as error:
             if auth_failed and error.code in TOKEN_REJECTION_CODES:
                 rejection = error.code
-            self.send_s3_error(error)
-        except ConnectionError:
+            try:
+                self.send_s3_error(error)
+            except ConnectionAborted:
+                pass
+        except ConnectionAborted:
+            pass
+        except (ConnectionError, ssl.SSLError):
             raise
         except Exception:  # pylint: disable=broad-except
             traceback.print_exc()
             self.send_s3_error(S3Error(500, 'InternalError',
                                        'We encountered an internal error. Please try again.'))
         finally:
-            self.s3.record({'op': op, 'method': self.command, 'path': self.raw_path,
-                            'query': self.raw_query, 'status': self.status,
-                            'range': self.headers.get('Range'),
-                            'if_match': self.headers.get('If-Match'),
-                            'bytes': self.bytes_sent}, auth_failed, rejection)
+            entry = {'op': op, 'method': self.command, 'path': self.raw_path,
+                     'query': self.raw_query, 'status': self.status,
+                     'range': self.headers.get('Range'),
+                     'if_match': self.headers.get('If-Match'), 'bytes': self.bytes_sent}
+            if self.fault is not None:
+                entry['fault'] = self.fault_index
+            self.s3.record(entry, auth_failed, rejection)
+
+    def inject_fault(self, op):
+        """Apply the first S3 fault rule matching this (authenticated) request, if any: an
+        injected error is raised as S3Error, a delay is slept, a reset before any response is
+        done at once; reset, truncate and stall after some body bytes happen in `send`, a
+        wrong Content-Range in `send_object`."""
+        if op == 'ListObjectsV2':
+            subject = self.params.get('prefix', '').encode()
+        elif op == 'HeadBucket':
+            subject = b''
+        else:
+            subject = self.key
+        requested = None
+        match = RANGE_RE.fullmatch((self.headers.get('Range') or '').strip())
+        if match and match[1] and match[2] and int(match[2]) >= int(match[1]):
+            requested = int(match[2]) - int(match[1]) + 1
+        taken = self.s3.take_s3_fault(op, self.bucket_name, subject, requested)
+        if taken is None:
+            return
+        self.fault_index, self.fault = taken
+        rule = self.fault
+        if rule.action == 'error':
+            raise S3Error(rule.status, rule.code, rule.message, [], rule.headers)
+        if rule.action == 'delay':
+            time.sleep(rule.seconds)
+        elif rule.action == 'reset' and rule.after_bytes is None:
+            self.abort_connection(reset=True)
+            raise ConnectionAborted('reset')
 
     def s3_address(self):
         """Return (bucket name or None, key bytes or None) from the decoded path."""
@@ -1372,6 +1845,15 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         headers['Content-Type'] = 'application/octet-stream'
         body = memoryview(obj.data)
         span = parse_range(self.headers.get('Range'), len(body))
+        fault = getattr(self, 'fault', None)
+        if (fault is not None and fault.action == 'wrong_range' and self.command == 'GET'
+                and len(body) > 0):
+            # A 206 for other bytes than those asked for, labelled as what they are.
+            first, last = misplaced_span(*(span or (0, len(body) - 1)), len(body),
+                                         fault.shift)
+            headers['Content-Range'] = f'bytes {first}-{last}/{len(body)}'
+            self.send(206, headers, body[first:last + 1])
+            return
         if span is None:
             self.send(200, headers, body)
         else:
@@ -1715,6 +2197,22 @@ class S3RequestHandler(http.server.BaseHTTPRequestHandler):
         return self.s3.secrets_snapshot()
 
 
+    def control_region(self, _query):
+        return {'region': self.s3.set_region(self.json_object().get('region'))}
+
+    def control_set_faults(self, _query):
+        rules = json.loads(self.body or b'[]')
+        if isinstance(rules, dict):
+            rules = [rules]
+        return {'faults': self.s3.set_s3_faults(rules)}
+
+    def control_get_faults(self, _query):
+        return {'faults': self.s3.s3_fault_rules()}
+
+    def control_clear_faults(self, _query):
+        return {'cleared': self.s3.clear_s3_faults()}
+
+
 def sts_validation_errors(params):
     """The AssumeRoleWithWebIdentity parameter errors, worded like STS's ValidationError."""
     errors = []
@@ -1820,17 +2318,31 @@ def malformed_authorization(detail):
 class Control:
     """Client of the control API of a server listening on `host`:`port`."""
 
-    def __init__(self, port, host='127.0.0.1', timeout=30.0):
+    def __init__(self, port, host='127.0.0.1', timeout=30.0, tls=False, cafile=None):
+        """`tls` for a server started with --tls-cert: the control API is then HTTPS too,
+        checked against `cafile` when given (else not verified)."""
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.ssl_context = None
+        if tls or cafile:
+            if cafile:
+                self.ssl_context = ssl.create_default_context(cafile=cafile)
+            else:
+                self.ssl_context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                self.ssl_context.check_hostname = False
+                self.ssl_context.verify_mode = ssl.CERT_NONE
 
     def call(self, method, action, query=(), body=b'', headers=None):
         """Send one control request; return the decoded JSON answer or raise RuntimeError."""
         path = CONTROL_PREFIX + action
         if query:
             path += '?' + '&'.join(f'{name}={quote(value, safe="")}' for name, value in query)
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        if self.ssl_context is not None:
+            connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
+                                                     context=self.ssl_context)
+        else:
+            connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
             connection.request(method, path, body, headers or {})
             response = connection.getresponse()
@@ -1881,6 +2393,10 @@ class Control:
         """Change `page_size` and/or `ignore_encoding_type`; return the current settings."""
         return self.call('POST', 'config', body=json.dumps(settings).encode(),
                          headers={'Content-Type': 'application/json'})
+
+    def set_region(self, region):
+        """Move the server's buckets to `region` (see POST /__irsafs/region)."""
+        return self.post_json('region', {'region': region})['region']
 
     def post_json(self, action, value):
         return self.call('POST', action, body=json.dumps(value).encode(),
@@ -1935,6 +2451,26 @@ class Control:
         ``secret_access_key`` and ``session_token``, ``imds_tokens``, ``web_identity_tokens``,
         ``signatures``); see GET /__irsafs/secrets."""
         return self.call('GET', 'secrets')
+
+    def faults(self, rules):
+        """Replace the S3 fault rules (a list of dicts, or one dict; see the module
+        docstring); return them as the server holds them (``remaining``, ``fired``...)."""
+        if isinstance(rules, dict):
+            rules = [rules]
+        return self.post_json('faults', list(rules))['faults']
+
+    def fault(self, **rule):
+        """Install one S3 fault rule (replacing any others): ``fault(op='GetObject',
+        code='SlowDown', count=3)``. Returns its description."""
+        return self.faults([rule])[0]
+
+    def clear_faults(self):
+        """Remove every S3 fault rule; return how many there were."""
+        return self.call('DELETE', 'faults')['cleared']
+
+    def fault_rules(self):
+        """The S3 fault rules with their ``remaining``, ``fired`` and ``matched`` counts."""
+        return self.call('GET', 'faults')['faults']
 
     def s3_requests(self):
         """The S3 operation counts of the statistics, without the credential endpoints."""
@@ -2014,6 +2550,13 @@ def build_arg_parser():
                         help='ignore encoding-type=url like some S3-compatible servers')
     parser.add_argument('--no-auth', action='store_true', help='skip signature checks')
     parser.add_argument('--verbose', action='store_true', help='log requests to stderr')
+    parser.add_argument('--fault', action='append', type=parse_fault_option, default=[],
+                        metavar='JSON',
+                        help='an S3 fault rule (a JSON object, or a list of them; repeatable), '
+                             'as for POST /__irsafs/faults')
+    parser.add_argument('--tls-cert', metavar='FILE',
+                        help='serve HTTPS with this PEM certificate (chain); needs --tls-key')
+    parser.add_argument('--tls-key', metavar='FILE', help='the PEM private key of --tls-cert')
     group = parser.add_argument_group('credential endpoints (on the same port)')
     group.add_argument('--account-id', default=DEFAULT_ACCOUNT,
                        help='account of container and IMDS credentials')
@@ -2046,9 +2589,27 @@ def build_arg_parser():
     return parser
 
 
+def parse_fault_option(text):
+    """Parse a --fault value: a JSON rule or list of rules, checked; returns a list."""
+    try:
+        value = json.loads(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f'not JSON: {error}') from None
+    rules = value if isinstance(value, list) else [value]
+    try:
+        for rule in rules:
+            FaultRule.from_dict(rule)
+    except (ValueError, TypeError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return rules
+
+
 def main(argv=None, handler_class=None):
     """Run the server from the command line `argv`, with an optional handler subclass."""
-    args = build_arg_parser().parse_args(argv)
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error('--tls-cert and --tls-key go together')
     buckets = args.bucket or [DEFAULT_BUCKET]
     credential_settings = {
         'account_id': args.account_id, 'sts_token_file': args.sts_token_file,
@@ -2063,7 +2624,9 @@ def main(argv=None, handler_class=None):
     try:
         server = S3Server(args.host, args.port, args.region, buckets, args.credentials,
                           args.page_size, args.ignore_encoding_type, args.no_auth,
-                          args.verbose, handler_class, credential_settings, faults)
+                          args.verbose, handler_class, credential_settings, faults,
+                          [rule for rules in args.fault for rule in rules],
+                          args.tls_cert, args.tls_key)
     except ValueError as error:
         sys.exit(f's3server: {error}')
     if args.dir:

@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -829,3 +830,411 @@ def test_no_auth_and_startup_failure():
         s3server.start_server(['--credentials', 'no-colon'])
     assert subprocess.run([sys.executable, s3server.__file__, '--help'],
                           capture_output=True, check=True).stdout.startswith(b'usage:')
+
+
+# S3 fault injection
+
+FAULT_KEY = 'faults/object.bin'
+FAULT_SIZE = 300_000
+FAULT_DATA = s3server.make_data(FAULT_SIZE, 'faults')
+
+
+@pytest.fixture(scope='module', name='fault_server')
+def fixture_fault_server():
+    """A server of its own for fault rules, as (proc, port, control); rules are cleared and
+    statistics reset around every test that uses it."""
+    proc, port = s3server.start_server(['--bucket', 'test-bucket', '--bucket', 'other-bucket'])
+    try:
+        control = s3server.Control(port)
+        control.bulk('test-bucket', [{'key': FAULT_KEY, 'size': FAULT_SIZE, 'seed': 'faults'},
+                                     {'key': 'plain/object', 'data': b'plain'},
+                                     {'key': 'empty', 'data': b''}])
+        control.bulk('other-bucket', [{'key': FAULT_KEY, 'data': b'other'}])
+        yield proc, port, control
+    finally:
+        s3server.stop_server(proc)
+    assert 'Traceback' not in s3server.server_stderr(proc)
+
+
+@pytest.fixture(name='faulty')
+def fixture_faulty(fault_server):
+    _, port, control = fault_server
+    control.clear_faults()
+    control.reset()
+    yield port, control
+    control.clear_faults()
+
+
+def open_get(port, key, bucket='test-bucket', byte_range=None, method='GET', timeout=10):
+    """Send one signed request on a raw socket; return the socket (the caller reads)."""
+    path = f'/{bucket}/{key}'
+    extra = {'range': byte_range} if byte_range else {}
+    headers = sigv4_headers(method, path, '', f'127.0.0.1:{port}', extra=extra)
+    sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+    request = f'{method} {path} HTTP/1.1\r\n' + ''.join(f'{k}: {v}\r\n'
+                                                        for k, v in headers.items())
+    sock.sendall((request + '\r\n').encode())
+    return sock
+
+
+def read_raw_response(sock, head_only=False):
+    """Read a response off a raw socket until the body is complete, the peer closes or an
+    error; return (status or None, headers dict (lower-case names), body, error or None)."""
+    data, error = b'', None
+    try:
+        while b'\r\n\r\n' not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None, {}, b'', None
+            data += chunk
+    except OSError as failure:
+        return None, {}, b'', failure
+    head, _, body = data.partition(b'\r\n\r\n')
+    lines = head.decode('latin-1').split('\r\n')
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(':')
+        headers[name.strip().lower()] = value.strip()
+    length = 0 if head_only else int(headers.get('content-length', '0'))
+    try:
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    except OSError as failure:
+        error = failure
+    return status, headers, body, error
+
+
+def test_fault_rules_are_validated(faulty):
+    _, control = faulty
+    for bad in ([{'action': 'explode'}], [{'op': 'PutObject'}], [{'count': -2}],
+                [{'count': 'many'}], [{'action': 'reset', 'status': 500}],
+                [{'status': 200}], [{'action': 'stall', 'seconds': -1}],
+                [{'after_bytes': -5, 'action': 'truncate'}], [{'colour': 'red'}],
+                [{'action': 'wrong_range', 'shift': 0}], {'not': 'a list'}, ['x']):
+        with pytest.raises(RuntimeError, match='400'):
+            control.post_json('faults', bad)
+    assert control.fault_rules() == []
+    rule = control.fault(op='GetObject', code='SlowDown', count=2, name='slow')
+    assert (rule['action'], rule['status'], rule['message']) == \
+        ('error', 503, 'Please reduce your request rate.')
+    assert (rule['remaining'], rule['fired'], rule['name']) == (2, 0, 'slow')
+    assert control.stats()['faults'] == [rule]
+    assert control.clear_faults() == 1
+    assert 'faults' not in control.stats()
+
+
+@pytest.mark.parametrize('code, status', [
+    ('InternalError', 500), ('SlowDown', 503), ('RequestTimeout', 400),
+    ('AccessDenied', 403), ('NoSuchKey', 404), ('InvalidObjectState', 403)])
+def test_injected_errors(faulty, code, status):
+    port, control = faulty
+    control.fault(op='GetObject', code=code, count=2)
+    s3 = make_client(port)
+    for _ in range(2):
+        got_status, error, headers = error_of(s3.get_object, Bucket='test-bucket',
+                                              Key=FAULT_KEY)
+        assert (got_status, error['Code']) == (status, code)
+        assert headers['x-amz-request-id']
+    assert s3.get_object(Bucket='test-bucket', Key=FAULT_KEY)['Body'].read() == FAULT_DATA
+    stats = control.stats()
+    assert [entry.get('fault') for entry in stats['log']] == [0, 0, None]
+    assert [entry['status'] for entry in stats['log']] == [status, status, 200]
+    assert (stats['faults'][0]['fired'], stats['faults'][0]['remaining']) == (2, 0)
+
+
+def test_injected_error_with_custom_status_message_and_headers(faulty):
+    port, control = faulty
+    control.fault(op='HeadBucket', status=301, code='PermanentRedirect', message='go away',
+                  headers={'x-amz-bucket-region': 'eu-west-1'})
+    status, headers, _ = manual_request(port, 'HEAD', '/test-bucket')
+    assert (status, headers['x-amz-bucket-region']) == (301, 'eu-west-1')
+    control.fault(op='ListObjectsV2', status=500, code='Mystery', message='custom words')
+    status, _, body = manual_request(port, 'GET', '/test-bucket', 'list-type=2')
+    code, root = error_code(body)
+    assert (status, code, root.findtext('Message')) == (500, 'Mystery', 'custom words')
+
+
+def test_fault_matching(faulty):
+    """op, bucket, prefix, skip and count select the requests; the first rule that applies
+    wins; requests failing authentication are never faulted."""
+    port, control = faulty
+    control.faults([
+        {'op': 'HeadObject', 'code': 'InternalError', 'count': -1, 'name': 'heads'},
+        {'op': 'GetObject', 'bucket': 'other-bucket', 'code': 'SlowDown', 'count': -1},
+        {'op': 'GetObject', 'prefix': 'faults/', 'code': 'AccessDenied', 'skip': 1,
+         'count': 2},
+        {'op': 'ListObjectsV2', 'prefix': 'faults/', 'code': 'InternalError', 'count': 1},
+        {'op': 'any', 'prefix': 'plain/', 'code': 'ServiceUnavailable', 'count': 1},
+    ])
+    s3 = make_client(port)
+    assert error_of(s3.head_object, Bucket='test-bucket', Key='plain/object')[0] == 500
+    assert error_of(s3.get_object, Bucket='other-bucket', Key=FAULT_KEY)[0] == 503
+    assert s3.get_object(Bucket='test-bucket', Key=FAULT_KEY)['Body'].read() == FAULT_DATA
+    for _ in range(2):
+        assert error_of(s3.get_object, Bucket='test-bucket', Key=FAULT_KEY)[0] == 403
+    assert s3.get_object(Bucket='test-bucket', Key=FAULT_KEY)['Body'].read() == FAULT_DATA
+    # 'any' with prefix plain/ applies to a listing whose prefix parameter starts with it.
+    assert error_of(s3.list_objects_v2, Bucket='test-bucket', Prefix='plain/')[0] == 503
+    assert s3.list_objects_v2(Bucket='test-bucket', Prefix='plain/')['KeyCount'] == 1
+    assert s3.list_objects_v2(Bucket='test-bucket', Prefix='other/')['KeyCount'] == 0
+    assert error_of(s3.list_objects_v2, Bucket='test-bucket', Prefix='faults/x')[0] == 500
+    assert s3.list_objects_v2(Bucket='test-bucket', Prefix='faults/')['KeyCount'] == 1
+    # Refused by authentication: not faulted, not counted.
+    assert error_of(make_client(port, secret='wrong').get_object, Bucket='other-bucket',
+                    Key=FAULT_KEY)[1]['Code'] == 'SignatureDoesNotMatch'
+    rules = control.fault_rules()
+    assert [(rule['fired'], rule['matched'], rule['remaining']) for rule in rules] == [
+        (1, 1, -1), (1, 1, -1), (2, 3, 0), (1, 1, 0), (1, 1, 0)]
+    assert [entry.get('fault') for entry in control.stats()['log']] == [
+        0, 1, None, 2, 2, None, 4, None, None, 3, None, None]
+    control.reset()
+    assert [rule['fired'] for rule in control.fault_rules()] == [0, 0, 0, 0, 0]
+    assert [rule['remaining'] for rule in control.fault_rules()] == [-1, -1, 0, 0, 0]
+
+
+def test_fault_min_bytes(faulty):
+    """min_bytes picks GETs by the size of their Range (no bounded Range always qualifies)."""
+    port, control = faulty
+    control.fault(op='GetObject', code='SlowDown', min_bytes=1000, count=-1)
+    s3 = make_client(port)
+    assert s3.get_object(Bucket='test-bucket', Key=FAULT_KEY, Range='bytes=0-998')[
+        'Body'].read() == FAULT_DATA[:999]
+    for byte_range in ('bytes=0-999', 'bytes=5-', 'bytes=-10'):
+        assert error_of(s3.get_object, Bucket='test-bucket', Key=FAULT_KEY,
+                        Range=byte_range)[0] == 503
+    assert error_of(s3.get_object, Bucket='test-bucket', Key=FAULT_KEY)[0] == 503
+    assert control.fault_rules()[0]['fired'] == 4
+
+
+@pytest.mark.parametrize('byte_range, first', [(None, 0), ('bytes=1000-250999', 1000)])
+def test_truncate_fault(faulty, byte_range, first):
+    """Headers promise the whole body; after_bytes arrive, then a clean close (EOF)."""
+    port, control = faulty
+    control.fault(op='GetObject', action='truncate', after_bytes=12345)
+    with open_get(port, FAULT_KEY, byte_range=byte_range) as sock:
+        status, headers, body, error = read_raw_response(sock)
+    promised = 250000 if byte_range else FAULT_SIZE
+    assert (status, int(headers['content-length']), error) == \
+        (206 if byte_range else 200, promised, None)
+    assert body == FAULT_DATA[first:first + 12345]
+    entry = control.stats()['log'][-1]
+    assert (entry['fault'], entry['bytes'], entry['status']) == (0, 12345, status)
+    # The next request is whole again.
+    with open_get(port, FAULT_KEY) as sock:
+        assert read_raw_response(sock)[2] == FAULT_DATA
+
+
+def test_truncate_fault_always_cuts_something(faulty):
+    port, control = faulty
+    control.fault(op='GetObject', action='truncate', after_bytes=10 ** 9)
+    with open_get(port, FAULT_KEY, byte_range='bytes=0-99') as sock:
+        status, headers, body, _ = read_raw_response(sock)
+    assert (status, headers['content-length'], body) == (206, '100', FAULT_DATA[:99])
+
+
+def test_reset_fault_after_bytes(faulty):
+    port, control = faulty
+    control.fault(op='GetObject', action='reset', after_bytes=5000)
+    with open_get(port, FAULT_KEY) as sock:
+        status, headers, body, error = read_raw_response(sock)
+    assert (status, headers['content-length']) == (200, str(FAULT_SIZE))
+    assert isinstance(error, ConnectionResetError), error
+    assert FAULT_DATA.startswith(body) and len(body) <= 5000
+    assert control.stats()['log'][-1]['bytes'] == 5000
+
+
+@pytest.mark.parametrize('op, method', [('GetObject', 'GET'), ('HeadObject', 'HEAD')])
+def test_reset_fault_before_the_response(faulty, op, method):
+    port, control = faulty
+    control.fault(op=op, action='reset')
+    with open_get(port, FAULT_KEY, method=method) as sock:
+        status, _, _, error = read_raw_response(sock, head_only=method == 'HEAD')
+    assert status is None and isinstance(error, ConnectionResetError), error
+    stats = control.stats()
+    assert (stats['log'][-1]['status'], stats['log'][-1]['fault']) == (None, 0)
+    assert stats['statuses'] == {}
+
+
+def test_body_faults_cut_a_head_before_its_status_line(faulty):
+    port, control = faulty
+    control.fault(op='HeadObject', action='truncate', after_bytes=10)
+    with open_get(port, FAULT_KEY, method='HEAD') as sock:
+        assert read_raw_response(sock, head_only=True) == (None, {}, b'', None)
+
+
+def test_stall_fault_keeps_the_connection_open(faulty):
+    """A stall sends the headers and after_bytes, then nothing, connection open; the server
+    notices at once when the client gives up."""
+    port, control = faulty
+    control.fault(op='GetObject', action='stall', after_bytes=777, seconds=60)
+    with open_get(port, FAULT_KEY, timeout=1.5) as sock:
+        status, headers, body, error = read_raw_response(sock)
+    assert (status, headers['content-length']) == (200, str(FAULT_SIZE))
+    assert isinstance(error, TimeoutError) and body == FAULT_DATA[:777], error
+    # The client closed: the stalled request ends long before its 60 s.
+    assert wait_for_log(control, 1)[-1]['bytes'] == 777
+
+
+def wait_for_log(control, count, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        log = control.stats()['log']
+        if len(log) >= count:
+            return log
+        time.sleep(0.05)
+    raise AssertionError(f'fewer than {count} requests logged within {timeout} s')
+
+
+def test_short_stall_then_the_rest(faulty):
+    port, control = faulty
+    control.fault(op='GetObject', action='stall', after_bytes=1000, seconds=0.5)
+    started = time.monotonic()
+    with open_get(port, FAULT_KEY, byte_range='bytes=10-20009') as sock:
+        status, _, body, error = read_raw_response(sock)
+    assert (status, body, error) == (206, FAULT_DATA[10:20010], None)
+    assert time.monotonic() - started >= 0.5
+    assert control.stats()['log'][-1]['fault'] == 0
+
+
+def test_delay_fault_slows_the_first_byte(faulty):
+    port, control = faulty
+    control.fault(op='GetObject', action='delay', seconds=0.6, count=1)
+    s3 = make_client(port)
+    started = time.monotonic()
+    assert s3.get_object(Bucket='test-bucket', Key=FAULT_KEY)['Body'].read() == FAULT_DATA
+    assert time.monotonic() - started >= 0.6
+    assert [entry.get('fault') for entry in control.stats()['log']] == [0]
+
+
+@pytest.mark.parametrize('byte_range, served', [
+    ('bytes=0-99', (4096, 4195)), ('bytes=299000-299999', (294904, 295903)),
+    ('bytes=-100', (295804, 295903)), (None, (0, FAULT_SIZE - 2))])
+def test_wrong_range_fault(faulty, byte_range, served):
+    """A 206 whose Content-Range truthfully names other bytes than those asked for."""
+    port, control = faulty
+    control.fault(op='GetObject', action='wrong_range')
+    with open_get(port, FAULT_KEY, byte_range=byte_range) as sock:
+        status, headers, body, error = read_raw_response(sock)
+    first, last = served
+    assert (status, error) == (206, None)
+    assert headers['content-range'] == f'bytes {first}-{last}/{FAULT_SIZE}'
+    assert body == FAULT_DATA[first:last + 1]
+
+
+def test_wrong_range_shift(faulty):
+    port, control = faulty
+    control.fault(op='GetObject', action='wrong_range', shift=-10)
+    with open_get(port, FAULT_KEY, byte_range='bytes=100-199') as sock:
+        _, headers, body, _ = read_raw_response(sock)
+    assert (headers['content-range'], body) == (f'bytes 90-189/{FAULT_SIZE}',
+                                                FAULT_DATA[90:190])
+    assert s3server.misplaced_span(0, 0, 1, 4096) == (0, 0)
+
+
+def test_faults_apply_through_a_send_override():
+    """A handler subclass that wraps send() (as the benchmark's shaping server does) keeps
+    truncation working, and --fault sets rules at start-up."""
+    calls = []
+
+    class Wrapping(s3server.S3RequestHandler):
+        def send(self, status, headers, body=b''):
+            calls.append(status)
+            super().send(status, headers, body)
+
+    server = s3server.S3Server(handler_class=Wrapping, s3_faults=[
+        {'op': 'GetObject', 'action': 'truncate', 'after_bytes': 3}])
+    server.start()
+    try:
+        server.put_object('test-bucket', b'k', b'0123456789')
+        with open_get(server.port, 'k') as sock:
+            status, headers, body, _ = read_raw_response(sock)
+        assert (status, headers['content-length'], body, calls) == (200, '10', b'012', [200])
+    finally:
+        server.stop()
+
+
+def test_fault_command_line_option():
+    rules = [{'op': 'GetObject', 'code': 'SlowDown'}]
+    proc, port = s3server.start_server(['--fault', json.dumps(rules),
+                                        '--fault', '{"op": "HeadBucket", "count": -1}'])
+    try:
+        control = s3server.Control(port)
+        control.put('test-bucket', 'k', b'v')
+        assert manual_request(port, 'GET', '/test-bucket/k')[0] == 503
+        assert manual_request(port, 'GET', '/test-bucket/k')[0] == 200
+        assert [rule['op'] for rule in control.fault_rules()] == ['GetObject', 'HeadBucket']
+    finally:
+        s3server.stop_server(proc)
+    with pytest.raises(RuntimeError, match='action must be one of'):
+        s3server.start_server(['--fault', '{"action": "nope"}'])
+    with pytest.raises(RuntimeError, match='not JSON'):
+        s3server.start_server(['--fault', '{'])
+
+
+# TLS
+
+
+def make_certificate(directory, name='cert'):
+    """A self-signed certificate for localhost and 127.0.0.1; returns (cert, key) paths."""
+    cert, key = directory / f'{name}.pem', directory / f'{name}-key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                    '-subj', '/CN=localhost',
+                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+                    '-keyout', str(key), '-out', str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def test_tls(tmp_path):
+    cert, key = make_certificate(tmp_path)
+    other, _ = make_certificate(tmp_path, 'other')
+    proc, port = s3server.start_server(['--tls-cert', str(cert), '--tls-key', str(key)])
+    try:
+        control = s3server.Control(port, cafile=str(cert))
+        control.put('test-bucket', 'secure', b'over tls')
+        s3 = botocore.session.get_session().create_client(
+            's3', endpoint_url=f'https://127.0.0.1:{port}', region_name=REGION,
+            aws_access_key_id=AKID, aws_secret_access_key=SECRET, verify=str(cert),
+            config=botocore.config.Config(s3={'addressing_style': 'path'},
+                                          retries={'total_max_attempts': 1}))
+        assert s3.get_object(Bucket='test-bucket', Key='secure')['Body'].read() == b'over tls'
+        assert s3server.Control(port, tls=True).stats()['requests'] == {'GetObject': 1}
+        # A client that does not trust the certificate, and one speaking plain HTTP.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            s3server.Control(port, cafile=str(other)).stats()
+        with pytest.raises((http.client.HTTPException, ConnectionError)):
+            s3server.Control(port, timeout=5).stats()
+        stats = control.stats()
+        assert stats['tls']['handshakes'] >= 3
+        assert any('UNKNOWN_CA' in failure or 'unknown ca' in failure
+                   for failure in stats['tls']['failures']), stats['tls']
+    finally:
+        s3server.stop_server(proc)
+    assert 'Traceback' not in s3server.server_stderr(proc)
+    with pytest.raises(RuntimeError, match='go together'):
+        s3server.start_server(['--tls-cert', str(cert)])
+    with pytest.raises(RuntimeError, match='cannot load the TLS certificate'):
+        s3server.start_server(['--tls-cert', str(key), '--tls-key', str(key)])
+
+
+def test_region_can_move_at_run_time():
+    proc, port = s3server.start_server([])
+    try:
+        control = s3server.Control(port)
+        control.put('test-bucket', 'k', b'v')
+        assert make_client(port).get_object(Bucket='test-bucket', Key='k')['Body'].read() == b'v'
+        assert control.set_region('eu-west-1') == 'eu-west-1'
+        status, headers, body = manual_request(port, 'GET', '/test-bucket/k')
+        code, root = error_code(body)
+        assert (status, code, root.findtext('Region'), headers['x-amz-bucket-region']) == \
+            (400, 'AuthorizationHeaderMalformed', 'eu-west-1', 'eu-west-1')
+        assert make_client(port, region='eu-west-1').get_object(
+            Bucket='test-bucket', Key='k')['Body'].read() == b'v'
+        with pytest.raises(RuntimeError, match='400'):
+            control.set_region('Not A Region')
+    finally:
+        s3server.stop_server(proc)
