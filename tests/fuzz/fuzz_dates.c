@@ -7,25 +7,12 @@
  * lies in the years the parsers allow (1970 to 9999, so 0 <= sec < 253402300800 plus a leap
  * second); an accepted HTTP date is exactly 29 bytes long.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "s3/date.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* 10000-01-01T00:00:00Z, one past the last second the parsers accept. */
 #define END_OF_9999 INT64_C(253402300800)
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_dates: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -10,25 +10,11 @@
  * leaves the fields as they were; s3_status_classify returns a named status, S3_OK exactly for
  * 2xx; s3_error_describe terminates its output. Everything is freed for LeakSanitizer.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <libxml/parser.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "s3/status.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_error_body: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 static void check_field(const char *field, size_t size, const char *what)
 {

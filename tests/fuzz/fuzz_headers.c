@@ -10,22 +10,9 @@
  * a non-negative number; the body is untouched; whenever http_parse_content_range returns true,
  * first <= last < total. http_response_fini releases the response for LeakSanitizer.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "s3/http.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_headers: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 static void check_terminated(const char *field, size_t size, const char *what)
 {

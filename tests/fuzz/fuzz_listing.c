@@ -14,21 +14,15 @@
  * follows the name); the hidden count matches; fs_dirlist_find finds every entry. Everything is
  * freed, so LeakSanitizer sees any leak.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <libxml/parser.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "fs/backend.h"
 #include "fs/dirlist.h"
 #include "fs/names.h"
 #include "s3/listing.h"
 #include "s3/log.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char *const dir_prefixes[] = {"", "a/", "dir/sub/", "\xc3\xa9/"};
 
@@ -37,14 +31,6 @@ struct fake {
 	const struct s3_listing *page;
 	unsigned calls;
 };
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_listing: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 static char *dup_bytes(const char *s, size_t len)
 {

@@ -13,25 +13,12 @@
  * uri_encode keeping '/', and with normalising starts with '/', has no empty, "." or ".."
  * segment, and is a fixed point. Buffers are freed for LeakSanitizer.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "fs/names.h"
 #include "s3/buf.h"
 #include "s3/sigv4.h"
 #include "s3/uri.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_names_uri: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 /* UTF-8 by Table 3-7 of the Unicode Standard: the allowed range of each byte of a sequence. */
 static bool reference_utf8(const uint8_t *s, size_t len)

@@ -8,26 +8,12 @@
  * S3_NO_MEMORY, with no credentials, err->status set and a NUL-terminated message. The
  * credentials are released, so LeakSanitizer sees any leak of the document or its copies.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <libxml/parser.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "auth/source.h"
 #include "s3/credentials.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_sts_response: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -45,23 +31,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	s3_error_clear(&err);
 	status = auth_sts_parse_credentials((const char *)data, size, &creds, &err);
-	if (status == S3_OK) {
-		const char *token;
-
-		check(creds != NULL, "S3_OK without credentials");
-		token = s3_credentials_session_token(creds);
-		check(*s3_credentials_access_key_id(creds) != '\0', "empty access key id");
-		check(*s3_credentials_secret_access_key(creds) != '\0', "empty secret");
-		check(token && *token, "no session token");
-		check(s3_credentials_expiration(creds) >= 0, "negative expiration");
-		check(strcmp(s3_credentials_source(creds), "web-identity") == 0, "wrong source");
-	} else {
-		check(creds == NULL, "credentials returned with a failure");
-		check(status == S3_PROTOCOL || status == S3_NO_MEMORY, "unexpected status");
-		check(err.status == status, "err->status differs from the result");
-		check(memchr(err.message, '\0', sizeof(err.message)) != NULL,
-		      "message not terminated");
-	}
-	s3_credentials_unref(status == S3_OK ? creds : NULL);
+	check_credentials_result(status, creds, &err, "web-identity", true);
 	return 0;
 }

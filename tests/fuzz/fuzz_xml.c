@@ -11,31 +11,17 @@
  * (XML cannot carry NUL). xml_wipe runs before xmlFreeDoc, as for STS responses. Everything is
  * freed for LeakSanitizer.
  */
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
+#include "tests/fuzz/fuzz.h"
 #include "s3/xml.h"
-
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const char dtd[] = "<!DOCTYPE r [<!ENTITY e \"expanded\">]>\n";
 
 /* Sibling checks cost a scan of the siblings; past this many per parent, only text is read. */
 #define CHECKED_SIBLINGS 64
-
-static void check(bool ok, const char *what)
-{
-	if (!ok) {
-		fprintf(stderr, "fuzz_xml: invariant broken: %s\n", what);
-		abort();
-	}
-}
 
 static void check_siblings(xmlNode *parent, xmlNode *c)
 {
