@@ -160,3 +160,6 @@ clean:
 
 # Fuzzing (libFuzzer, clang): targets live in tests/fuzz/fuzz.mk.
 -include tests/fuzz/fuzz.mk
+
+# Benchmark against s3fs, rclone and the machine's limits (not part of check): tests/bench/bench.mk.
+-include tests/bench/bench.mk
