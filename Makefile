@@ -76,8 +76,10 @@ test-deps:
 unit: $(UNIT_TESTS)
 	@set -e; for t in $(UNIT_TESTS); do echo "== $$t"; $$t; done
 
+# PYTEST_ARGS narrows a run, e.g. PYTEST_ARGS='-k faults' or PYTEST_ARGS='-m "not slow"'.
+PYTEST_ARGS ?=
 integration: $(BIN)
-	IRSAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
+	IRSAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 # Sanitized builds get their own build directories. Integration runs write sanitizer reports
 # to files (the daemon's stderr is not the test's); any report fails the run.
@@ -87,7 +89,10 @@ SAN_LOGS    = $(abspath $(BUILD))/logs
 CHECK_LOGS  = if ls $(SAN_LOGS)/* >/dev/null 2>&1; then cat $(SAN_LOGS)/*; \
               echo "sanitizer reports above ($(SAN_LOGS))"; exit 1; fi
 
-# Unit and integration tests under AddressSanitizer + UBSan.
+# Unit and integration tests under AddressSanitizer + UBSan. The tests of the test servers
+# themselves never start irsafs, so a sanitized run leaves them out.
+ASAN_PYTEST_ARGS := --ignore tests/integration/test_s3server.py \
+                    --ignore tests/integration/test_credserver.py
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan SANITIZE="$(ASAN_FLAGS)" OPT="-O1 -g" \
 		all unit asan-integration
@@ -96,7 +101,8 @@ asan-integration:
 	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
 	ASAN_OPTIONS=log_path=$(SAN_LOGS)/asan:detect_leaks=1 \
 	UBSAN_OPTIONS=log_path=$(SAN_LOGS)/ubsan:print_stacktrace=1 \
-	IRSAFS_SANITIZED=1 IRSAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration
+	IRSAFS_SANITIZED=1 IRSAFS_BIN=$(abspath $(BIN)) $(PYTHON) -m pytest -q tests/integration \
+		$(ASAN_PYTEST_ARGS) $(PYTEST_ARGS)
 	@$(CHECK_LOGS)
 
 # The concurrent parts under ThreadSanitizer: threaded unit tests, the stress test and the
@@ -118,10 +124,12 @@ tsan-integration:
 
 # The two commands of the README. Dependencies are installed first, in a separate make, because
 # pkg-config above is read when this Makefile is parsed.
+# The slow credential-lifetime tests (pytest -m slow) run once, in the sanitized run, so that
+# check stays well under 20 minutes on two CPUs; every other test runs plain and sanitized.
 check: test-deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
-	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration PYTEST_ARGS='-m "not slow"'
 	@$(MAKE) --no-print-directory asan
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory -j2 fuzz-smoke

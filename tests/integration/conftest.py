@@ -43,6 +43,12 @@ PROXY_VARS = ('http_proxy', 'https_proxy', 'all_proxy', 'no_proxy', 'ftp_proxy')
 CALLER_CA_BUNDLE = os.environ.get('AWS_CA_BUNDLE')
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'slow: waits through real credential lifetimes (10 s to 60 s each); make '
+        'check runs these once, under AddressSanitizer, and the rest both plain and sanitized')
+
+
 # ---------------------------------------------------------------------------------------------
 # Small utilities
 

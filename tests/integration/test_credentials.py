@@ -408,6 +408,7 @@ def assert_no_read_failures(readers, mount):
 # 1. Web identity: renewals under continuous reads, and token rotation
 
 
+@pytest.mark.slow
 def test_web_identity_renews_under_continuous_reads_and_follows_token_rotation(
         servers, token_file, mounts):
     """60 s of reading, hashing and listing with credentials living SHORT_LIFETIME s; the
@@ -484,6 +485,7 @@ class KubeletProjectedVolume:
         self.current = payload
 
 
+@pytest.mark.slow
 def test_web_identity_follows_a_kubelet_symlink_swap(servers, tmp_path, mounts):
     volume = KubeletProjectedVolume(tmp_path / 'serviceaccount')
     first = make_token('kubelet-1')
@@ -736,6 +738,7 @@ def test_requests_refused_together_all_wait_for_the_one_renewal(servers, token_f
 # 5. STS throttling during a renewal
 
 
+@pytest.mark.slow
 def test_sts_throttling_during_renewal_is_retried(servers, token_file, mounts):
     server = sts_server(servers, token_file, '--sts-duration', SHORT_LIFETIME)
     mount = mounts.mount(mount_options(server), web_identity_env(server, token_file))
@@ -768,6 +771,7 @@ def errno_name(error):
     return os.strerror(error.errno) if error.errno else str(error)
 
 
+@pytest.mark.slow
 def test_mount_recovers_after_an_sts_outage_outlasting_the_credentials(servers, token_file,
                                                                        mounts):
     """STS refuses every renewal until the credentials have expired: reads then fail (nothing
@@ -787,6 +791,7 @@ def test_mount_recovers_after_an_sts_outage_outlasting_the_credentials(servers, 
     assert mount.proc.poll() is None
 
 
+@pytest.mark.slow
 def test_failing_renewals_do_not_call_sts_for_every_request(servers, token_file, mounts):
     """While STS keeps failing and the credentials have expired, reads fail; they must not
     each cost an STS call (renewal attempts follow the refresher's backoff). Before b8019f8
@@ -834,6 +839,7 @@ def test_pod_identity_mounts_and_reads(servers, agent_token_file, mounts, token_
     assert len(issued(server, 'container')) == requests['ContainerCredentials']
 
 
+@pytest.mark.slow
 def test_pod_identity_renews_and_follows_agent_token_rotation(servers, agent_token_file,
                                                               mounts):
     """Short-lived container credentials are renewed while reading; after the agent token is
@@ -886,6 +892,7 @@ def test_pod_identity_refuses_plain_http_to_a_remote_host(servers, agent_token_f
 # 7. IMDSv2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('slash', ['', '/'])
 def test_imds_mounts_reads_and_renews(servers, mounts, slash):
     server = servers.start('--imds', '--imds-duration', SHORT_LIFETIME)
@@ -981,6 +988,7 @@ def test_sts_endpoint_precedence(servers, token_file, mounts, sts_variable, gene
 # Daemon mode: the refresher runs in the daemon
 
 
+@pytest.mark.slow
 def test_daemon_renews_web_identity_credentials(servers, token_file, mounts):
     server = sts_server(servers, token_file, '--sts-duration', SHORT_LIFETIME)
     mountpoint = mounts.mountpoint()
@@ -1057,6 +1065,7 @@ def assert_log_clean(log, server, extra_secrets, headers):
     assert_headers_redacted(log, headers)
 
 
+@pytest.mark.slow
 def test_web_identity_session_never_logs_a_secret(servers, token_file, mounts):
     """A whole IRSA session at --log-level trace: mount, reads, a scheduled renewal, a token
     rotation and a renewal with the new token, a revocation and the forced renewal. Neither
@@ -1092,6 +1101,7 @@ def test_web_identity_session_never_logs_a_secret(servers, token_file, mounts):
     assert_no_secrets(cmdline, named + tokens, 'the command line')
 
 
+@pytest.mark.slow
 def test_pod_identity_session_never_logs_a_secret(servers, agent_token_file, mounts):
     agent_token = read_token(agent_token_file)
     server = servers.start('--container-token-file', agent_token_file,
@@ -1115,6 +1125,7 @@ def test_pod_identity_session_never_logs_a_secret(servers, agent_token_file, mou
     assert_no_secrets(cmdline, named + tokens, 'the command line')
 
 
+@pytest.mark.slow
 def test_imds_session_never_logs_a_secret(servers, mounts):
     server = servers.start('--imds', '--imds-duration', SHORT_LIFETIME)
     mount = mounts.mount(mount_options(server, '--log-level', 'trace'), imds_env(server))
