@@ -34,6 +34,8 @@ struct fs_reader {
 	size_t block_size;
 	size_t part_blocks; /* blocks per prefetch GET */
 	size_t max_window;
+	pthread_mutex_t files_lock;
+	struct fs_file *files; /* files_lock: open files, freed at destroy if never released */
 };
 
 struct fs_file {
@@ -46,6 +48,7 @@ struct fs_file {
 	size_t window;          /* lock: prefetch window, 0 when random */
 	uint64_t prefetched_to; /* lock: blocks below this index were claimed for prefetch */
 	bool started;           /* lock: a read happened */
+	struct fs_file *prev, *next; /* r->files_lock */
 };
 
 /* What one read will do, decided under the stream lock. */
@@ -64,9 +67,11 @@ struct fs_reader *fs_reader_create(struct fs_tree *tree, const struct fs_backend
 	if (!r)
 		return NULL;
 	r->tree = tree;
+	pthread_mutex_init(&r->files_lock, NULL);
 	r->block_size = config->block_size ? config->block_size : DEFAULT_BLOCK;
 	r->cache = fs_cache_create(config->cache_size, r->block_size);
 	if (!r->cache) {
+		pthread_mutex_destroy(&r->files_lock);
 		free(r);
 		return NULL;
 	}
@@ -85,6 +90,7 @@ struct fs_reader *fs_reader_create(struct fs_tree *tree, const struct fs_backend
 	r->fetcher = fs_fetcher_create(r->cache, backend, workers);
 	if (!r->fetcher) {
 		fs_cache_destroy(r->cache);
+		pthread_mutex_destroy(&r->files_lock);
 		free(r);
 		return NULL;
 	}
@@ -96,12 +102,28 @@ int fs_reader_start(struct fs_reader *r)
 	return fs_fetcher_start(r->fetcher);
 }
 
+static void file_free(struct fs_file *f)
+{
+	fs_cache_object_put(f->r->cache, f->obj);
+	fs_file_meta_fini(&f->meta);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}
+
 void fs_reader_destroy(struct fs_reader *r)
 {
 	if (!r)
 		return;
 	fs_fetcher_destroy(r->fetcher);
+	/* A session that ends with files open (unmounted under a reader) gets no RELEASE. */
+	while (r->files) {
+		struct fs_file *f = r->files;
+
+		r->files = f->next;
+		file_free(f);
+	}
 	fs_cache_destroy(r->cache);
+	pthread_mutex_destroy(&r->files_lock);
 	free(r);
 }
 
@@ -127,6 +149,12 @@ int fs_file_open(struct fs_reader *r, uint64_t ino, struct fs_file **out, bool *
 	}
 	f->r = r;
 	pthread_mutex_init(&f->lock, NULL);
+	pthread_mutex_lock(&r->files_lock);
+	f->next = r->files;
+	if (r->files)
+		r->files->prev = f;
+	r->files = f;
+	pthread_mutex_unlock(&r->files_lock);
 	*out = f;
 	return 0;
 }
@@ -138,12 +166,20 @@ uint64_t fs_file_size(const struct fs_file *f)
 
 void fs_file_release(struct fs_file *f)
 {
+	struct fs_reader *r;
+
 	if (!f)
 		return;
-	fs_cache_object_put(f->r->cache, f->obj);
-	fs_file_meta_fini(&f->meta);
-	pthread_mutex_destroy(&f->lock);
-	free(f);
+	r = f->r;
+	pthread_mutex_lock(&r->files_lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		r->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&r->files_lock);
+	file_free(f);
 }
 
 /* Updates the stream with a read of [off, end) and plans fetching and prefetch. */

@@ -43,7 +43,8 @@ struct fs_reader *fs_reader_create(struct fs_tree *tree, const struct fs_backend
 /* Starts the fetch workers; call after daemonizing. Returns 0 or an errno. */
 int fs_reader_start(struct fs_reader *r);
 
-/* Stops the workers and frees the cache. No file may be open. Accepts NULL. */
+/* Stops the workers, closes files still open (a session may end without RELEASE) and frees
+ * the cache. No operation may be running. Accepts NULL. */
 void fs_reader_destroy(struct fs_reader *r);
 
 /* Opens file ino. *keep_cache says whether the kernel may keep its page cache from a previous
