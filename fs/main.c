@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,7 +396,7 @@ static void credentials_info(void *ctx, struct fs_credentials_info *out)
 /* SIGUSR1 logs a summary of the metrics. The signal stays blocked in every thread; this one
  * takes it with sigwait, so the summary is written from an ordinary thread. app_fini stops it
  * with a SIGUSR1 of its own after setting summary_stopping. */
-static volatile sig_atomic_t summary_stopping;
+static atomic_bool summary_stopping;
 
 static void *summary_thread(void *arg)
 {
@@ -405,7 +406,7 @@ static void *summary_thread(void *arg)
 
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
-	while (sigwait(&usr1, &sig) == 0 && !summary_stopping) {
+	while (sigwait(&usr1, &sig) == 0 && !atomic_load(&summary_stopping)) {
 		struct buf out;
 
 		buf_init(&out);
@@ -645,7 +646,7 @@ static void app_fini(struct app *a)
 {
 	report_started(a, false);
 	if (a->summary_running) {
-		summary_stopping = 1;
+		atomic_store(&summary_stopping, true);
 		pthread_kill(a->summary_thread, SIGUSR1);
 		pthread_join(a->summary_thread, NULL);
 	}
