@@ -18,6 +18,16 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The LLVMFuzzerInitialize of a harness that only needs libxml2 set up before the first input. */
+#define FUZZ_INITIALIZE_LIBXML2()                                                                  \
+	int LLVMFuzzerInitialize(int *argc, char ***argv)                                          \
+	{                                                                                          \
+		(void)argc;                                                                        \
+		(void)argv;                                                                        \
+		xmlInitParser();                                                                   \
+		return 0;                                                                          \
+	}
+
 /* An invariant: when it does not hold, say which and abort, so libFuzzer keeps the input. */
 static inline void check(bool ok, const char *what)
 {

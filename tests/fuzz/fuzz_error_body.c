@@ -34,13 +34,7 @@ static void check_classify(long http_status, const char *code)
 	      "S3_OK is not exactly the 2xx statuses");
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	xmlInitParser();
-	return 0;
-}
+FUZZ_INITIALIZE_LIBXML2()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -15,13 +15,7 @@
 #include "auth/source.h"
 #include "s3/credentials.h"
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	xmlInitParser();
-	return 0;
-}
+FUZZ_INITIALIZE_LIBXML2()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -60,13 +60,7 @@ static void walk(xmlNode *parent)
 	}
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	(void)argc;
-	(void)argv;
-	xmlInitParser();
-	return 0;
-}
+FUZZ_INITIALIZE_LIBXML2()
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
