@@ -38,7 +38,7 @@ AUTH_SRCS := auth/util.c auth/env.c auth/web_identity.c auth/container.c auth/im
              auth/refresher.c auth/chain.c
 FS_SRCS   := fs/names.c fs/errno_map.c fs/backend_s3.c fs/dirlist.c fs/dircache.c fs/tree.c \
              fs/cache.c fs/fetcher.c fs/reader.c fs/metrics.c fs/metrics_server.c fs/ops.c \
-             fs/options.c
+             fs/options.c fs/readahead.c
 MAIN_SRCS := fs/main.c
 
 LIB_OBJS  := $(patsubst %.c,$(BUILD)/%.o,$(S3_SRCS) $(AUTH_SRCS) $(FS_SRCS))

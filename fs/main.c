@@ -32,6 +32,7 @@
 
 #include "auth/chain.h"
 #include "fs/backend_s3.h"
+#include "fs/readahead.h"
 #include "fs/ops.h"
 #include "fs/metrics_server.h"
 #include "fs/options.h"
@@ -500,6 +501,35 @@ static int start_failed(struct app *a, const char *fmt, ...)
 	return 1;
 }
 
+/* Larger kernel reads, where /sys lets us (see fs/readahead.h). The kernel sends FUSE's INIT
+ * first and fixes the mount's read-ahead while it takes in the answer (in the write that
+ * carries it), so INIT is answered here, before the worker threads run, and the read-ahead set
+ * right after: before any read. Not being able to set it is no reason to fail the mount: reads
+ * then come in the kernel's default size. */
+static void answer_init_and_set_read_ahead(struct app *a)
+{
+	struct fuse_buf buf = {.mem = NULL};
+	char why[256], kib[24];
+	int n;
+
+	do
+		n = fuse_session_receive_buf(a->se, &buf);
+	while (n == -EINTR && !fuse_session_exited(a->se));
+	if (n > 0)
+		fuse_session_process_buf(a->se, &buf);
+	free(buf.mem);
+	if (n <= 0 || a->o.read_ahead == 0 || fuse_session_exited(a->se))
+		return;
+	snprintf(kib, sizeof(kib), "%llu", (unsigned long long)(a->o.read_ahead / 1024));
+	if (fs_set_read_ahead(a->mountpoint, a->o.read_ahead, why, sizeof(why)) == 0) {
+		LOG_EVENT(LOG_LEVEL_DEBUG, "main", "kernel read-ahead set", {"kib", kib});
+		return;
+	}
+	/* The default is best effort; an explicit --read-ahead deserves a warning. */
+	LOG_EVENT(a->o.read_ahead_set ? LOG_LEVEL_WARN : LOG_LEVEL_INFO, "main",
+		  "kernel read-ahead left at its default", {"wanted_kib", kib}, {"reason", why});
+}
+
 static int serve(struct app *a)
 {
 	sigset_t usr1;
@@ -523,6 +553,7 @@ static int serve(struct app *a)
 	a->summary_running = pthread_create(&a->summary_thread, NULL, summary_thread, a) == 0;
 	if (a->metrics_server && !fs_metrics_server_start(a->metrics_server, msg, sizeof(msg)))
 		return start_failed(a, "%s", msg);
+	answer_init_and_set_read_ahead(a);
 	if (a->o.ready_file && !write_ready_file(a))
 		return start_failed(a, "cannot write the ready file %s: %s", a->o.ready_file,
 				    strerror(errno));

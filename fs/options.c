@@ -32,6 +32,7 @@ enum opt_id {
 	OPT_LOG_FORMAT,
 	OPT_METADATA_TTL,
 	OPT_CACHE_SIZE,
+	OPT_READ_AHEAD,
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_ATTEMPTS,
 	OPT_MAX_RETRY_TIME,
@@ -67,6 +68,7 @@ static const struct opt_desc table[] = {
 	{"log-format", 0, true, OPT_LOG_FORMAT},
 	{"metadata-ttl", 0, true, OPT_METADATA_TTL},
 	{"cache-size", 0, true, OPT_CACHE_SIZE},
+	{"read-ahead", 0, true, OPT_READ_AHEAD},
 	{"max-connections", 0, true, OPT_MAX_CONNECTIONS},
 	{"max-attempts", 0, true, OPT_MAX_ATTEMPTS},
 	{"max-retry-time", 0, true, OPT_MAX_RETRY_TIME},
@@ -106,6 +108,9 @@ void fs_options_usage(FILE *out)
 	      "Reading:\n"
 	      "  --cache-size SIZE      memory for object data, prefetch included: a number with\n"
 	      "                         an optional K, M or G suffix (default 256M, at least 16M)\n"
+	      "  --read-ahead SIZE      the kernel's read-ahead, hence its largest read request\n"
+	      "                         (default 1M; 0 keeps the kernel's 128K; needs a\n"
+	      "                         writable /sys)\n"
 	      "  --max-connections N    parallel requests to S3 (default 16)\n"
 	      "  --max-attempts N       tries per S3 request, retries included (default:\n"
 	      "                         AWS_MAX_ATTEMPTS, else 6)\n"
@@ -339,6 +344,14 @@ static bool set_option(struct fs_options *o, const struct opt_desc *d, const cha
 		if (o->cache_size < FS_MIN_CACHE_SIZE)
 			return fail(err, errlen, "--cache-size '%s' is below the minimum of 16M", v);
 		return true;
+	case OPT_READ_AHEAD:
+		if (!parse_size(v, &o->read_ahead))
+			return fail(err, errlen,
+				    "--read-ahead '%s' is not a size such as 1M or 512K", v);
+		if (o->read_ahead > FS_MAX_READ_AHEAD)
+			return fail(err, errlen, "--read-ahead '%s' is above the maximum of 16M", v);
+		o->read_ahead_set = true;
+		return true;
 	case OPT_MAX_CONNECTIONS:
 		if (!parse_id(v, &id) || id < 1 || id > 256)
 			return fail(err, errlen, "--max-connections '%s' is not a number from 1 to 256",
@@ -489,6 +502,7 @@ bool fs_options_parse(int argc, char **argv, struct fs_options *o, char *err, si
 	o->metadata_ttl_ms = 60 * 1000;
 	o->cache_size = FS_DEFAULT_CACHE_SIZE;
 	o->max_connections = FS_DEFAULT_MAX_CONNECTIONS;
+	o->read_ahead = FS_DEFAULT_READ_AHEAD;
 	o->prefix = strdup("");
 	if (!o->prefix)
 		return fail(err, errlen, "out of memory");

@@ -17,6 +17,8 @@
 #define FS_DEFAULT_CACHE_SIZE (256ull * 1024 * 1024)
 #define FS_MIN_CACHE_SIZE (16ull * 1024 * 1024)
 #define FS_DEFAULT_MAX_CONNECTIONS 16
+#define FS_DEFAULT_READ_AHEAD (1024ull * 1024)
+#define FS_MAX_READ_AHEAD (16ull * 1024 * 1024)
 
 struct fs_options {
 	char *bucket;
@@ -39,6 +41,8 @@ struct fs_options {
 	int64_t metadata_ttl_ms; /* negative: indefinite */
 	uint64_t cache_size;      /* bytes of object data held at most */
 	unsigned max_connections; /* concurrent GETs */
+	uint64_t read_ahead;      /* kernel read-ahead in bytes; 0: the kernel's own */
+	bool read_ahead_set;      /* given by the user, not the default */
 	unsigned max_attempts;    /* per S3 request; 0: AWS_MAX_ATTEMPTS or the default */
 	int64_t max_retry_ms;     /* no retry starts later than this; 0: the default */
 	unsigned stall_timeout_s; /* a transfer without a byte for this long is retried; 0: 10 */

@@ -12,13 +12,16 @@ import errno
 import math
 import mmap
 import os
+import shutil
+import signal
 import subprocess
 import threading
 
 import pytest
 
 import s3server
-from conftest import BUCKET, Obj, irsafs_env, start, wait_for
+from conftest import BIN, BUCKET, Obj, closed_port, irsafs_env, start, wait_for
+from test_observability import scrape, scrape_ok, value
 
 MIB = 1024 * 1024
 BLOCK = 256 * 1024
@@ -225,3 +228,72 @@ def test_listing_costs_for_find_and_ls(mounts, data_server):
     requests = data_server.control.stats()['requests']
     # The directory itself is found in the root listing, then listed once: 1 + 5 pages.
     assert requests == {'ListObjectsV2': 1 + math.ceil(DIR_KEYS / 1000)}, requests
+
+
+# ---------------------------------------------------------------------------------------------
+# The kernel's read-ahead: how large the reads are that reach irsafs
+
+
+def bdi_read_ahead_kb(path):
+    dev = os.stat(path).st_dev
+    with open(f'/sys/class/bdi/{os.major(dev)}:{os.minor(dev)}/read_ahead_kb',
+              encoding='ascii') as file:
+        return int(file.read())
+
+
+def fuse_reads(port):
+    return value(scrape(port), 'irsafs_fuse_operations_total', op='read')
+
+
+@pytest.mark.parametrize('args, kib', [([], 1024), (['--read-ahead', '256K'], 256),
+                                       (['-o', 'read_ahead=0'], 128)],
+                         ids=['default', '256K', 'kernel-default'])
+def test_read_ahead_sets_the_size_of_kernel_reads(mounts, data_server, args, kib):
+    """irsafs sets its mount's read-ahead (1 MiB unless told; 0 leaves the kernel's 128 KiB),
+    and a buffered sequential read then reaches it in requests of about that size."""
+    port = closed_port()
+    mount = mounts.mount(['--endpoint-url', data_server.endpoint, '--metrics-addr', str(port),
+                          *args], irsafs_env())
+    # Set once FUSE's INIT is answered, which can be just after the mount shows up.
+    assert wait_for(lambda: bdi_read_ahead_kb(mount.path) == kib), \
+        (bdi_read_ahead_kb(mount.path), mount.output())
+    assert wait_for(lambda: scrape_ok(port)), mount.output()
+    before = fuse_reads(port)
+    assert read_all(mount.path / 'stream' / 'seq.bin', chunk=4 * MIB) == \
+        content('stream/seq.bin', SEQ_SIZE, 'seq')
+    reads = fuse_reads(port) - before
+    print(f'read-ahead {kib} KiB: {reads} FUSE reads for {SEQ_SIZE} bytes')
+    # FUSE caps one read at 1 MiB; the window ramps up from the first read, hence the slack.
+    assert SEQ_SIZE / MIB <= reads <= SEQ_SIZE / (kib * 1024) * 1.25 + 16, reads
+
+
+def test_read_ahead_without_a_writable_sys(mounts, data_server, tmp_path):
+    """Where /sys is read-only (an unprivileged container) the mount still works, with the
+    kernel's read size, and an explicit --read-ahead says why it was not applied."""
+    if not shutil.which('unshare'):
+        pytest.skip('needs util-linux unshare')
+    mnt = mounts.mountpoint()
+    log = tmp_path / 'irsafs.log'
+    # A private mount namespace where only this namespace's view of /sys is read-only.
+    script = ('mount -o remount,bind,ro /sys && '
+              f'exec "$0" -f --endpoint-url {data_server.endpoint} --read-ahead 2M '
+              f'--log-file {log} {BUCKET} {mnt}')
+    proc = subprocess.Popen(['unshare', '-m', '--propagation', 'private', 'sh', '-c', script,
+                             BIN], env=irsafs_env(), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: 'mounted' in log.read_text() if log.exists() else False), \
+            log.read_text() if log.exists() else f'no log; status {proc.poll()}'
+        text = log.read_text()
+        assert 'kernel read-ahead left at its default' in text, text
+        assert 'wanted_kib=2048' in text and 'Read-only file system' in text, text
+        line = next(l for l in text.splitlines() if 'read-ahead' in l)
+        assert ' warn ' in line, line
+        # The mount lives in that namespace only; read through it there.
+        data = subprocess.run(['nsenter', '-t', str(proc.pid), '-m', '--', 'cat',
+                               str(mnt / 'small' / 'file-0003')], capture_output=True,
+                              check=True, timeout=60).stdout
+        assert data == content('small/file-0003', 1000 + 997 * 3, 'small3')
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0, log.read_text() if log.exists() else ''

@@ -34,6 +34,7 @@ static void test_defaults(void)
 	CHECK(o.metadata_ttl_ms == 60000, "default TTL 60 s");
 	CHECK(!o.foreground && !o.allow_other && !o.uid_set && !o.gid_set, "default flags");
 	CHECK(o.log_level == LOG_LEVEL_INFO, "default level");
+	CHECK(o.read_ahead == 1024 * 1024 && !o.read_ahead_set, "default read-ahead 1M");
 	fs_options_fini(&o);
 }
 
@@ -43,12 +44,12 @@ static void test_long_and_o_forms(void)
 				   "--endpoint-url", "http://127.0.0.1:9000",
 				   "--force-path-style", "--uid", "1000", "--gid=2000",
 				   "--file-mode", "0640", "--dir-mode", "750", "--allow-other",
-				   "-f", "--log-level", "debug", "--metadata-ttl", "2.5", "b",
-				   "/m", NULL};
+				   "-f", "--log-level", "debug", "--metadata-ttl", "2.5",
+				   "--read-ahead", "256K", "b", "/m", NULL};
 	const char *o_form[] = {"-o",
 				"prefix=data/x/,region=eu-west-1,endpoint_url=http://127.0.0.1:9000,"
 				"force_path_style,uid=1000,gid=2000,file_mode=0640,dir-mode=750,"
-				"allow_other,foreground,log_level=debug,metadata_ttl=2.5",
+				"allow_other,foreground,log_level=debug,metadata_ttl=2.5,read_ahead=256K",
 				"b", "/m", NULL};
 	const char *const *forms[] = {long_form, o_form};
 
@@ -65,6 +66,7 @@ static void test_long_and_o_forms(void)
 		CHECK(o.file_mode == 0640 && o.dir_mode == 0750, "form %d modes", i);
 		CHECK(o.log_level == LOG_LEVEL_DEBUG, "form %d level", i);
 		CHECK(o.metadata_ttl_ms == 2500, "form %d ttl", i);
+		CHECK(o.read_ahead == 256 * 1024 && o.read_ahead_set, "form %d read-ahead", i);
 		CHECK(o.fuse_options == NULL, "form %d: nothing left for FUSE", i);
 		fs_options_fini(&o);
 	}
@@ -112,6 +114,9 @@ static void test_errors(void)
 		{{"-o", NULL}, "-o needs a list"},
 		{{"s3://bucket", "/m", NULL}, "without 's3://'"},
 		{{"--endpoint-url", "", "b", "/m", NULL}, "needs a URL"},
+		{{"--read-ahead", "lots", "b", "/m", NULL}, "--read-ahead 'lots' is not a size"},
+		{{"--read-ahead", "-1", "b", "/m", NULL}, "--read-ahead '-1' is not a size"},
+		{{"--read-ahead", "17M", "b", "/m", NULL}, "above the maximum of 16M"},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -122,6 +127,26 @@ static void test_errors(void)
 		CHECK(!ok, "case %zu ('%s') is refused", i, cases[i].want);
 		CHECK(strstr(err, cases[i].want) != NULL, "case %zu: message '%s' lacks '%s'", i,
 		      err, cases[i].want);
+		fs_options_fini(&o);
+	}
+}
+
+static void test_read_ahead(void)
+{
+	static const struct {
+		const char *value;
+		uint64_t want;
+	} cases[] = {{"0", 0}, {"4096", 4096}, {"1M", 1 << 20}, {"16M", 16 << 20}};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *args[] = {"--read-ahead", cases[i].value, "b", "/m", NULL};
+		struct fs_options o;
+		char err[256];
+
+		CHECK(parse(&o, err, sizeof(err), args), "--read-ahead %s parses: %s",
+		      cases[i].value, err);
+		CHECK(o.read_ahead == cases[i].want && o.read_ahead_set, "--read-ahead %s",
+		      cases[i].value);
 		fs_options_fini(&o);
 	}
 }
@@ -186,6 +211,7 @@ int main(void)
 	test_long_and_o_forms();
 	test_fuse_passthrough();
 	test_errors();
+	test_read_ahead();
 	test_help_version();
 	test_env();
 	return harness_report("test_options");
