@@ -105,8 +105,8 @@ asan-integration:
 		$(ASAN_PYTEST_ARGS) $(PYTEST_ARGS)
 	@$(CHECK_LOGS)
 
-# The concurrent parts under ThreadSanitizer: threaded unit tests, the stress test and the
-# data-path tests.
+# The concurrent parts under ThreadSanitizer: threaded unit tests, the stress test, the
+# data-path tests and the metrics (counted by every thread, read by the metrics server's).
 tsan:
 	@$(MAKE) --no-print-directory BUILD=build/tsan CC=clang SANITIZE="$(TSAN_FLAGS)" \
 		OPT="-O1 -g" all $(BUILD_TSAN_UNITS) tsan-integration
@@ -119,7 +119,7 @@ tsan-integration:
 	@rm -rf $(SAN_LOGS) && mkdir -p $(SAN_LOGS)
 	TSAN_OPTIONS=log_path=$(SAN_LOGS)/tsan IRSAFS_SANITIZED=1 IRSAFS_BIN=$(abspath $(BIN)) \
 		$(PYTHON) -m pytest -q tests/integration/test_stress.py \
-		tests/integration/test_data_path.py
+		tests/integration/test_data_path.py tests/integration/test_observability.py
 	@$(CHECK_LOGS)
 
 # The two commands of the README. Dependencies are installed first, in a separate make, because

@@ -47,6 +47,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
 	struct fs_metrics_server *s = cls;
 	struct buf out;
+	size_t len;
 
 	(void)version, (void)upload, (void)state;
 	if (*upload_size)
@@ -60,12 +61,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			buf_fini(&out);
 			return MHD_NO;
 		}
+		len = out.len; /* before buf_steal, which empties out */
 		return answer(conn, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-			      buf_steal(&out), out.len);
+			      buf_steal(&out), len);
 	}
 	if (strcmp(url, "/") == 0) {
 		buf_appendf(&out, "irsafs %s: metrics at /metrics\n", IRSAFS_VERSION);
-		return answer(conn, MHD_HTTP_OK, "text/plain", buf_steal(&out), out.len);
+		len = out.len;
+		return answer(conn, MHD_HTTP_OK, "text/plain", buf_steal(&out), len);
 	}
 	buf_fini(&out);
 	return answer(conn, MHD_HTTP_NOT_FOUND, "text/plain", strdup("not found\n"), 10);
