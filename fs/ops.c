@@ -234,33 +234,45 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_file_release(file);
 }
 
-/* Sends the data straight from the cache blocks (fuse_reply_iov writes them with writev). */
+/* One read's answer. After fuse_reply_* the request is gone, even when sending failed, so
+ * `sent` keeps op_read from answering it twice. */
+struct read_reply {
+	fuse_req_t req;
+	uint64_t t0;
+	bool sent;
+};
+
+/* Sends the data straight from the cache blocks (fuse_reply_iov writes them with writev). The
+ * read is counted first: a reader must never see data whose read the metrics do not show. */
 static int reply_read(void *ctx, const struct iovec *iov, int count)
 {
-	fuse_req_t req = ctx;
+	struct read_reply *rr = ctx;
+	uint64_t bytes = 0;
 
-	return count ? fuse_reply_iov(req, iov, count) : fuse_reply_buf(req, NULL, 0);
+	for (int i = 0; i < count; i++)
+		bytes += iov[i].iov_len;
+	fs_metrics_op(FS_OP_READ, rr->t0, 0);
+	metrics_add(&fs_metrics.read_bytes, bytes);
+	rr->sent = true;
+	return count ? fuse_reply_iov(rr->req, iov, count) : fuse_reply_buf(rr->req, NULL, 0);
 }
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
-	uint64_t t0 = metrics_now_ns();
+	struct read_reply rr = {req, metrics_now_ns(), false};
 	struct fs_file *file = (struct fs_file *)(uintptr_t)fi->fh;
-	ssize_t n;
+	ssize_t n = -EINVAL;
 
 	(void)ino;
-	if (off < 0) {
-		fs_metrics_op(FS_OP_READ, t0, EINVAL);
-		fuse_reply_err(req, EINVAL);
-		return;
+	if (off >= 0)
+		n = fs_file_read(file, size, (uint64_t)off, reply_read, &rr);
+	if (!rr.sent) {
+		int err = n < 0 ? (int)-n : EIO;
+
+		fs_metrics_op(FS_OP_READ, rr.t0, err);
+		fuse_reply_err(req, err);
 	}
-	n = fs_file_read(file, size, (uint64_t)off, reply_read, req);
-	fs_metrics_op(FS_OP_READ, t0, n < 0 ? (int)-n : 0);
-	if (n > 0)
-		metrics_add(&fs_metrics.read_bytes, (uint64_t)n);
-	if (n < 0)
-		fuse_reply_err(req, (int)-n);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -57,7 +57,8 @@ typedef int (*fs_reply_fn)(void *ctx, const struct iovec *iov, int count);
 
 /* Reads up to size bytes at off. On success calls reply exactly once with the data (no data
  * at or past the end) and returns the byte count; on failure returns a negative errno without
- * calling reply. Thread-safe: reads of one file may run concurrently. */
+ * calling reply, except when reply itself fails: then its error is returned. Thread-safe:
+ * reads of one file may run concurrently. */
 ssize_t fs_file_read(struct fs_file *file, size_t size, uint64_t off, fs_reply_fn reply,
 		     void *ctx);
 
