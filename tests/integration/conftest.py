@@ -16,13 +16,16 @@ Rules every test follows:
 
 import base64
 import math
+import mmap
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -575,3 +578,77 @@ def no_mount_left_behind(tmp_path_factory):
     for path in leftovers:
         unmount(os.fsdecode(path))
     assert not leftovers, f'mounts left behind: {leftovers}'
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers several test modules share
+
+
+def direct_pread(fd, size, offset):
+    """One O_DIRECT read from an open fd (size and offset multiples of 4096): the bytes read.
+    O_DIRECT bypasses the kernel's page cache, so every such read reaches irsafs."""
+    buf = mmap.mmap(-1, size)
+    try:
+        return bytes(buf[:os.preadv(fd, [buf], offset)])
+    finally:
+        buf.close()
+
+
+def pread_direct(path, offset, size):
+    """direct_pread of a path."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    try:
+        return direct_pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
+
+def make_certificate(directory, name='cert'):
+    """A self-signed certificate for localhost and 127.0.0.1; returns (cert, key) paths."""
+    cert, key = directory / f'{name}.pem', directory / f'{name}-key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
+                    '-subj', '/CN=localhost',
+                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+                    '-keyout', str(key), '-out', str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+
+
+def scrape(port):
+    """The metrics as {(name, labels): value}; also checks the exposition format."""
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10) as resp:
+        assert resp.status == 200
+        assert resp.headers['Content-Type'].startswith('text/plain; version=0.0.4')
+        text = resp.read().decode()
+    samples, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith('# TYPE '):
+            typed.add(line.split()[2])
+            continue
+        if line.startswith('#') or not line:
+            continue
+        match = SAMPLE.match(line)
+        assert match, f'not a sample line: {line!r}'
+        name, labels, value = match.groups()
+        base = re.sub(r'_(bucket|sum|count)$', '', name)
+        assert name in typed or base in typed, f'{name} has no TYPE line'
+        samples[(name, labels or '')] = float(value)
+    return samples
+
+
+def value(samples, name, **labels):
+    want = ','.join(f'{k}="{v}"' for k, v in labels.items())
+    for (n, lab), v in samples.items():
+        if n == name and all(f'{k}="{val}"' in lab for k, val in labels.items()):
+            return v
+    raise KeyError(f'{name}{{{want}}}')
+
+
+def scrape_ok(port):
+    try:
+        return scrape(port)
+    except OSError:
+        return None

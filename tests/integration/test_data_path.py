@@ -10,7 +10,6 @@ these tests see irsafs's own cache rather than the kernel's.
 
 import errno
 import math
-import mmap
 import os
 import shutil
 import signal
@@ -20,8 +19,8 @@ import threading
 import pytest
 
 import s3server
-from conftest import BIN, BUCKET, Obj, closed_port, irsafs_env, start, wait_for
-from test_observability import scrape, scrape_ok, value
+from conftest import (BIN, BUCKET, Obj, closed_port, direct_pread, irsafs_env, scrape,
+                      scrape_ok, start, value, wait_for)
 
 MIB = 1024 * 1024
 BLOCK = 256 * 1024
@@ -84,14 +83,7 @@ def read_all(path, chunk=MIB):
             out += data
 
 
-def direct_pread(fd, size, offset):
-    """A page-aligned O_DIRECT read (size and offset multiples of 4096)."""
-    buf = mmap.mmap(-1, size)
-    try:
-        n = os.preadv(fd, [buf], offset)
-        return bytes(buf[:n])
-    finally:
-        buf.close()
+
 
 
 def test_sequential_read_in_parts_without_duplicates(mounts, data_server):

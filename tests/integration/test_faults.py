@@ -38,7 +38,8 @@ from pathlib import Path
 import pytest
 
 import s3server
-from conftest import BUCKET, HANG_GUARD, irsafs_env, is_mounted, start, unmount, wait_for
+from conftest import (BUCKET, HANG_GUARD, irsafs_env, is_mounted, make_certificate,
+                      pread_direct, start, unmount, wait_for)
 
 MIB = 1024 * 1024
 # Three large objects read together; sizes are not multiples of the block size.
@@ -154,16 +155,7 @@ def read_direct(path, chunk=MIB):
         os.close(fd)
 
 
-def pread_direct(path, offset, size):
-    """One O_DIRECT read (offset and size multiples of 4096); the bytes read."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, size)
-    try:
-        n = os.preadv(fd, [buf], offset)
-        return bytes(buf[:n])
-    finally:
-        buf.close()
-        os.close(fd)
+
 
 
 def errno_of(function):
@@ -546,17 +538,6 @@ def test_region_change_is_followed_once(mounts):
 
 # ---------------------------------------------------------------------------------------------
 # TLS
-
-
-def make_certificate(directory, name):
-    """A self-signed certificate for localhost and 127.0.0.1; (certificate, key) paths."""
-    cert, key = directory / f'{name}.pem', directory / f'{name}-key.pem'
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-                    '-subj', '/CN=localhost',
-                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-                    '-keyout', str(key), '-out', str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 @pytest.fixture(scope='module')

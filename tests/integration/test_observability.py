@@ -4,21 +4,18 @@ predicts, by scraping before and after.
 """
 
 import json
-import mmap
 import os
-import re
 import signal
 import time
-import urllib.request
 
 import pytest
 
 import s3server
-from conftest import BUCKET, HANG_GUARD, closed_port, irsafs_env, start, wait_for
+from conftest import (BUCKET, HANG_GUARD, closed_port, irsafs_env, pread_direct, scrape,
+                      scrape_ok, start, value, wait_for)
 
 MIB = 1024 * 1024
 BLOCK = 64 * 1024
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
 
 @pytest.fixture(scope='module')
@@ -35,46 +32,6 @@ def server():
         s3server.stop_server(srv.proc)
 
 
-def scrape(port):
-    """The metrics as {(name, labels): value}; also checks the exposition format."""
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}/metrics', timeout=10) as resp:
-        assert resp.status == 200
-        assert resp.headers['Content-Type'].startswith('text/plain; version=0.0.4')
-        text = resp.read().decode()
-    samples, typed = {}, set()
-    for line in text.splitlines():
-        if line.startswith('# TYPE '):
-            typed.add(line.split()[2])
-            continue
-        if line.startswith('#') or not line:
-            continue
-        match = SAMPLE.match(line)
-        assert match, f'not a sample line: {line!r}'
-        name, labels, value = match.groups()
-        base = re.sub(r'_(bucket|sum|count)$', '', name)
-        assert name in typed or base in typed, f'{name} has no TYPE line'
-        samples[(name, labels or '')] = float(value)
-    return samples
-
-
-def value(samples, name, **labels):
-    want = ','.join(f'{k}="{v}"' for k, v in labels.items())
-    for (n, lab), v in samples.items():
-        if n == name and all(f'{k}="{val}"' in lab for k, val in labels.items()):
-            return v
-    raise KeyError(f'{name}{{{want}}}')
-
-
-def pread_direct(path, offset, size):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    buf = mmap.mmap(-1, size)
-    try:
-        return bytes(buf[:os.preadv(fd, [buf], offset)])
-    finally:
-        buf.close()
-        os.close(fd)
-
-
 @pytest.fixture
 def observed(mounts, server):
     port = closed_port()
@@ -82,13 +39,6 @@ def observed(mounts, server):
                          irsafs_env())
     assert wait_for(lambda: scrape_ok(port)), mount.output()
     return mount, port
-
-
-def scrape_ok(port):
-    try:
-        return scrape(port)
-    except OSError:
-        return None
 
 
 def test_metrics_move_as_the_run_predicts(observed, server):

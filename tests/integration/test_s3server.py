@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import s3server  # noqa: E402  pylint: disable=wrong-import-position
+from conftest import make_certificate  # noqa: E402  pylint: disable=wrong-import-position
 
 AKID, SECRET = 'AKIDTEST', 'secrettest'
 SESSION_AKID, SESSION_SECRET, SESSION_TOKEN = 'AKIDSESSION', 'secretsession', 'TOKEN/with+chars='
@@ -1179,15 +1180,7 @@ def test_fault_command_line_option():
 # TLS
 
 
-def make_certificate(directory, name='cert'):
-    """A self-signed certificate for localhost and 127.0.0.1; returns (cert, key) paths."""
-    cert, key = directory / f'{name}.pem', directory / f'{name}-key.pem'
-    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2',
-                    '-subj', '/CN=localhost',
-                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
-                    '-keyout', str(key), '-out', str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
+
 
 
 def test_tls(tmp_path):
